@@ -1,0 +1,1 @@
+from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
