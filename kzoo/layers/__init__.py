@@ -1,3 +1,7 @@
-"""kzoo layers, by concept: attention, position, transformer, recurrent."""
+"""kzoo layers, by concept: attention, position, transformer, recurrent, sparse."""
 
 from kzoo.layers.attention import *  # noqa: F401,F403
+from kzoo.layers.position import *  # noqa: F401,F403
+from kzoo.layers.transformer import *  # noqa: F401,F403
+from kzoo.layers.recurrent import *  # noqa: F401,F403
+from kzoo.layers.sparse import *  # noqa: F401,F403

@@ -1,0 +1,1 @@
+"""kzoo.layers.recurrent: one public class per file; each file adds its import line below."""

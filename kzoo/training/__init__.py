@@ -1,0 +1,1 @@
+"""Training utilities shared by the recipes: callbacks, checkpoints with resume, schedules. Model-agnostic."""
