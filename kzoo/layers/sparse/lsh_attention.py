@@ -1,0 +1,286 @@
+"""Locality-sensitive-hashing attention (Reformer).
+
+Einsum letters used in this file:
+    B batch, T sequence length, N heads, H key_dim, V value_dim,
+    R hash rounds, K half the number of buckets, C chunks, L chunk length
+    (`bucket_size`), J keys seen by a chunk (L, or 2L with the look-back).
+"""
+
+import math
+
+import keras
+from keras import ops
+
+from kzoo.layers.attention.masking import masked_softmax
+from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.utils.validation import as_bool_mask
+from kzoo.utils.validation import check_divisible
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import check_same_dims
+from kzoo.utils.validation import static_shape
+
+_MASK_VALUE = -1e30
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LSHAttention(MultiHeadAttention):
+    """Reformer's LSH self-attention with shared query-key projection.
+
+    Implements the attention of "Reformer: The Efficient Transformer"
+    (Kitaev, Kaiser and Levskaya, 2020). Queries and keys share one
+    projection; keys are the unit-normalised queries (scaled by
+    `1/sqrt(key_dim)`, as in the reference implementation). Each hash round
+    assigns every position a bucket by a random rotation, `argmax([xR; -xR])`;
+    positions are sorted by (round, bucket, position), cut into chunks of
+    `bucket_size`, and each chunk attends to itself and to the previous chunk
+    (the sorted rounds are laid end to end and chunked together, so the
+    first chunk of a round looks back to the last chunk of the round before
+    and the very first chunk to the very last, as in trax and Hugging Face's
+    implementations). Queries are not masked by bucket. A position
+    never attends to itself unless nothing else is available to it. The
+    rounds are combined with weights `softmax_r(logsumexp of round r's
+    scores)`, which is exact attention over the union of the rounds' keys
+    when the rounds see disjoint keys (duplicates are not de-duplicated).
+
+    Variables: `query`, `value` and `attention_output` exactly as in
+    `MultiHeadAttention` (same names, shapes and order); there is no `key`
+    projection, since keys are the normalised queries. A dense layer's
+    weights therefore copy in by dropping its `key` kernel and bias.
+
+    The rotations come from `seed`: they are a fixed, stateless draw (the
+    same in training and inference and after reloading), so the layer is
+    deterministic and a reversible stack can recompute it exactly. The paper
+    resamples rotations at every step; this layer does not.
+
+    Args:
+        num_heads: number of heads N.
+        key_dim: size H of each query/key head.
+        num_hashes: hash rounds R.
+        bucket_size: chunk length L; must divide the sequence length (pad the
+            input to a multiple of it).
+        num_buckets: buckets per round: 1 (no hashing: order by position) or
+            an even number; `None` chooses `2 * T // bucket_size` (at least 2)
+            from the static sequence length, as in the paper.
+        causal: whether position t attends only to positions s <= t.
+        seed: integer seed of the random rotations (also used for dropout).
+        **kwargs: `value_dim`, `dropout`, `use_bias`, `output_dim`,
+            `kernel_initializer`, `bias_initializer` of `MultiHeadAttention`,
+            and base layer arguments.
+
+    Call arguments:
+        query: (B, T, D) inputs (self-attention only).
+        padding_mask: (B, T) bool, True for real tokens; padded keys are
+            never attended.
+        training: whether dropout is active.
+
+    Returns:
+        (B, T, output_dim). A query that can see no real key outputs zeros
+        before the output projection.
+
+    Example:
+
+    >>> layer = LSHAttention(num_heads=2, key_dim=8, num_hashes=2,
+    ...                      bucket_size=4, causal=True, seed=1)
+    >>> layer(keras.random.normal((2, 16, 16))).shape
+    (2, 16, 16)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        num_hashes=1,
+        bucket_size=64,
+        num_buckets=None,
+        causal=False,
+        seed=None,
+        **kwargs,
+    ):
+        super().__init__(num_heads=num_heads, key_dim=key_dim, seed=seed, **kwargs)
+        self.num_hashes = check_positive_int("num_hashes", num_hashes)
+        self.bucket_size = check_positive_int("bucket_size", bucket_size)
+        self.num_buckets = check_positive_int(
+            "num_buckets", num_buckets, allow_none=True
+        )
+        if self.num_buckets is not None and (
+            self.num_buckets != 1 and self.num_buckets % 2
+        ):
+            raise ValueError(
+                "`num_buckets` must be 1 or an even positive integer (hashing "
+                f"takes an argmax over [xR; -xR]); received {num_buckets!r}"
+            )
+        self.causal = bool(causal)
+
+    def build(self, query_shape, padding_mask_shape=None):
+        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
+        n, h, v = self.num_heads, self.key_dim, self._value_dim
+        out_dim = self.output_dim or query_shape[-1]
+        # MultiHeadAttention's variables, minus `key` (shared with `query`).
+        self._query_dense = self._dense("abc,cde->abde", (None, n, h), "de", "query")
+        self._query_dense.build(query_shape)
+        self._value_dense = self._dense("abc,cde->abde", (None, n, v), "de", "value")
+        self._value_dense.build(query_shape)
+        self._output_dense = self._dense(
+            "abcd,cde->abe", (None, out_dim), "e", "attention_output"
+        )
+        self._output_dense.build((query_shape[0], query_shape[1], n, v))
+        self._dropout_layer = keras.layers.Dropout(
+            self.dropout, seed=self.seed, dtype=self.dtype_policy
+        )
+        self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(h))
+
+    def _buckets_for(self, length):
+        if self.num_buckets is not None:
+            return self.num_buckets
+        if length is None:
+            raise ValueError(
+                "`num_buckets` must be given when the sequence length is not "
+                "static; received num_buckets=None and an unknown length"
+            )
+        return max(2, 2 * (length // self.bucket_size))
+
+    def _hash(self, qk, num_buckets):
+        """Bucket ids (B, N, R, T) by random rotations; 0 with one bucket."""
+        shape = ops.shape(qk)
+        if num_buckets == 1:
+            return ops.zeros((shape[0], shape[1], self.num_hashes, shape[2]), "int32")
+        seed = 0 if self.seed is None else self.seed
+        rotations = keras.random.normal(
+            (self.num_heads, self.key_dim, self.num_hashes, num_buckets // 2),
+            seed=seed,
+            dtype="float32",
+        )  # (N, H, R, K)
+        rotated = ops.einsum(
+            "bnth,nhrk->bnrtk", ops.cast(qk, "float32"), rotations
+        )  # (B, N, R, T, K)
+        rotated = ops.concatenate([rotated, -rotated], axis=-1)  # (B,N,R,T,2K)
+        return ops.cast(ops.argmax(rotated, axis=-1), "int32")  # (B, N, R, T)
+
+    def _compute_lsh_attention(self, q, v, padding_mask, training=None):
+        """LSH attention on projected heads.
+
+        Args:
+            q: (B, T, N, H) shared query-key heads.
+            v: (B, T, N, V) value heads.
+            padding_mask: (B, T) bool or None.
+
+        Returns:
+            (B, T, N, V).
+        """
+        length = static_shape(q)[1]
+        num_buckets = self._buckets_for(length)
+        t = ops.shape(q)[1]
+        r, size = self.num_hashes, self.bucket_size
+        q = ops.transpose(q, (0, 2, 1, 3))  # (B, N, T, H)
+        v = ops.transpose(v, (0, 2, 1, 3))  # (B, N, T, V)
+        buckets = self._hash(q, num_buckets)  # (B, N, R, T)
+
+        # Sort by (round, bucket, position): unique keys, so any sort works.
+        rounds = ops.reshape(ops.arange(r, dtype="int32"), (1, 1, r, 1))
+        positions = ops.arange(t, dtype="int32")  # (T,)
+        sort_key = (buckets + rounds * num_buckets) * t + positions  # (B,N,R,T)
+        sort_key = ops.reshape(sort_key, (ops.shape(q)[0], self.num_heads, -1))
+        order = ops.cast(ops.argsort(sort_key, axis=-1), "int32")  # (B, N, RT)
+        undo = ops.cast(ops.argsort(order, axis=-1), "int32")  # (B, N, RT)
+        pos = order % t  # original position of each sorted slot (B, N, RT)
+
+        sq = ops.take_along_axis(q, ops.expand_dims(pos, -1), axis=2)  # (B,N,RT,H)
+        sv = ops.take_along_axis(v, ops.expand_dims(pos, -1), axis=2)  # (B,N,RT,V)
+        # Keys are the unit-normalised queries, scaled by 1/sqrt(H).
+        sq32 = ops.cast(sq, "float32")
+        sk = sq32 / ops.sqrt(
+            ops.maximum(ops.sum(ops.square(sq32), axis=-1, keepdims=True), 1e-12)
+        )
+        sk = ops.cast(sk * self._inverse_sqrt_key_dim, sq.dtype)
+
+        def chunk(x):  # (B, N, RT, ...) -> (B, N, C, L, ...)
+            shape = ops.shape(x)
+            return ops.reshape(x, (shape[0], shape[1], -1, size) + tuple(shape[3:]))
+
+        cq, ck, cv, cpos = chunk(sq), chunk(sk), chunk(sv), chunk(pos)
+        num_chunks = None if length is None else r * length // size
+        look_back = num_chunks is None or num_chunks > 1
+
+        def with_previous(x):  # (B, N, C, L, ...) -> (B, N, C, J, ...)
+            if not look_back:
+                return x
+            return ops.concatenate([x, ops.roll(x, 1, axis=2)], axis=3)
+
+        kk, kv, kpos = with_previous(ck), with_previous(cv), with_previous(cpos)
+        scores = ops.einsum("bncqh,bnckh->bncqk", cq, kk)  # (B, N, C, L, J)
+
+        qp = ops.expand_dims(cpos, -1)  # (B, N, C, L, 1)
+        kp = ops.expand_dims(kpos, -2)  # (B, N, C, 1, J)
+        allowed = ops.ones_like(qp == kp)
+        if self.causal:
+            allowed = ops.logical_and(allowed, kp <= qp)
+        if padding_mask is not None:
+            pad = as_bool_mask(padding_mask)  # (B, T)
+            flat = ops.reshape(kpos, (ops.shape(kpos)[0], -1))  # (B, N*C*J)
+            key_real = ops.take_along_axis(pad, flat, axis=1)
+            key_real = ops.reshape(key_real, ops.shape(kpos))  # (B, N, C, J)
+            allowed = ops.logical_and(allowed, ops.expand_dims(key_real, -2))
+        # Never attend to self unless nothing else is available.
+        others = ops.logical_and(allowed, qp != kp)
+        has_other = ops.any(others, axis=-1, keepdims=True)
+        mask = ops.where(has_other, others, allowed)  # (B, N, C, L, J)
+
+        scores = ops.cast(scores, "float32")
+        probs = masked_softmax(scores, mask)  # float32
+        lse = ops.logsumexp(ops.where(mask, scores, _MASK_VALUE), axis=-1)
+        probs = self._dropout_layer(ops.cast(probs, q.dtype), training=training)
+        out = ops.einsum("bncqk,bnckv->bncqv", probs, kv)  # (B, N, C, L, V)
+
+        b = ops.shape(out)[0]
+        out = ops.reshape(out, (b, self.num_heads, -1, self._value_dim))  # (B,N,RT,V)
+        lse = ops.reshape(lse, (b, self.num_heads, -1))  # (B, N, RT)
+        out = ops.take_along_axis(out, ops.expand_dims(undo, -1), axis=2)
+        lse = ops.take_along_axis(lse, undo, axis=2)
+        out = ops.reshape(out, (b, self.num_heads, r, -1, self._value_dim))
+        lse = ops.reshape(lse, (b, self.num_heads, r, -1))  # (B, N, R, T)
+        if r == 1:
+            out = ops.cast(out[:, :, 0], "float32")  # (B, N, T, V)
+        else:
+            weights = ops.softmax(lse, axis=2)  # combine rounds, float32
+            out = ops.sum(
+                ops.cast(out, "float32") * ops.expand_dims(weights, -1), axis=2
+            )  # (B, N, T, V)
+        return ops.transpose(ops.cast(out, v.dtype), (0, 2, 1, 3))  # (B,T,N,V)
+
+    def call(self, query, padding_mask=None, training=None):
+        shape = static_shape(query)
+        if shape is not None and shape[1] is not None:
+            check_divisible("sequence_length", shape[1], "bucket_size", self.bucket_size)
+        if padding_mask is not None:
+            check_same_dims(
+                "padding_mask",
+                static_shape(padding_mask),
+                (shape[0], shape[1]),
+                "(batch_size, sequence_length)",
+            )
+        q = self._query_dense(query)  # (B, T, N, H)
+        v = self._value_dense(query)  # (B, T, N, V)
+        out = self._compute_lsh_attention(q, v, padding_mask, training=training)
+        return self._output_dense(out)  # (B, T, D_out)
+
+    def compute_output_shape(self, query_shape, padding_mask_shape=None):
+        out_dim = self.output_dim or query_shape[-1]
+        return (query_shape[0], query_shape[1], out_dim)
+
+    def compute_output_spec(self, query, padding_mask=None, training=None):
+        return keras.KerasTensor(
+            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "num_hashes": self.num_hashes,
+                "bucket_size": self.bucket_size,
+                "num_buckets": self.num_buckets,
+                "causal": self.causal,
+            }
+        )
+        return config
