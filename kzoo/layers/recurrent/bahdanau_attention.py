@@ -1,0 +1,145 @@
+"""Additive (Bahdanau) attention for recurrent encoder-decoders.
+
+Einsum letters: B batch, T query length, S key length, U attention units,
+D value width.
+"""
+
+import keras
+from keras import ops
+
+from kzoo.layers.attention.masking import masked_softmax
+from kzoo.layers.attention.masking import validate_masks
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import static_shape
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class BahdanauAttention(keras.layers.Layer):
+    """Additive attention: `score(q, k) = v . tanh(W_q q + W_k k)`.
+
+    Implements the alignment model of "Neural Machine Translation by Jointly
+    Learning to Align and Translate" (Bahdanau, Cho and Bengio, 2015). The
+    weights are a softmax over the key axis of the scores, computed in
+    float32 by `kzoo.layers.attention.masking.masked_softmax`; the context
+    is the weighted sum of the values.
+
+    Args:
+        units: width U of the hidden layer of the alignment model.
+        kernel_initializer: initializer for `W_q`, `W_k` and `v`.
+
+    Call arguments:
+        query: (B, T, D_q), e.g. the decoder states.
+        value: (B, S, D), e.g. the encoder outputs.
+        padding_mask: (B, S) bool, True for real keys. A fully masked row
+            gets all-zero weights and a zero context.
+        key: (B, S, D_k); defaults to `value`.
+
+    Returns:
+        `(context, weights)`: context (B, T, D) in the compute dtype and
+        weights (B, T, S) in float32.
+
+    Example:
+
+    >>> layer = BahdanauAttention(units=8)
+    >>> q, v = keras.random.normal((2, 3, 4)), keras.random.normal((2, 5, 6))
+    >>> context, weights = layer(q, v, padding_mask=ops.ones((2, 5), "bool"))
+    >>> context.shape, weights.shape
+    ((2, 3, 6), (2, 3, 5))
+    """
+
+    def __init__(self, units, kernel_initializer="glorot_uniform", **kwargs):
+        super().__init__(**kwargs)
+        self.units = check_positive_int("units", units)
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _initializer(self):
+        # A fresh initializer per weight, so seeded initializers differ.
+        return self.kernel_initializer.__class__.from_config(
+            self.kernel_initializer.get_config()
+        )
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        check_rank("query", query_shape, 3, "(batch, query_length, dim)")
+        check_rank("value", value_shape, 3, "(batch, key_length, dim)")
+        check_rank("key", key_shape, 3, "(batch, key_length, dim)")
+        self._query_dense = keras.layers.Dense(
+            self.units,
+            use_bias=False,
+            kernel_initializer=self._initializer(),
+            dtype=self.dtype_policy,
+            name="query",
+        )
+        self._query_dense.build(query_shape)
+        self._key_dense = keras.layers.Dense(
+            self.units,
+            use_bias=True,
+            kernel_initializer=self._initializer(),
+            dtype=self.dtype_policy,
+            name="key",
+        )
+        self._key_dense.build(key_shape)
+        self.score_vector = self.add_weight(
+            name="score_vector",
+            shape=(self.units,),
+            initializer=keras.initializers.RandomNormal(stddev=self.units**-0.5),
+        )
+
+    def project_keys(self, key):
+        """`W_k k`, (B, S, D_k) -> (B, S, U); computed once per sequence."""
+        return self._key_dense(key)
+
+    def attend(self, query, value, projected_key, padding_mask=None):
+        """Attention given keys already passed through `project_keys`."""
+        q = self._query_dense(query)  # (B, T, U)
+        hidden = ops.tanh(
+            ops.expand_dims(q, 2) + ops.expand_dims(projected_key, 1)
+        )  # (B, T, S, U)
+        scores = ops.einsum(
+            "btsu,u->bts",
+            ops.cast(hidden, "float32"),
+            ops.cast(self.score_vector, "float32"),
+        )  # (B, T, S)
+        mask = None
+        if padding_mask is not None:
+            mask = ops.expand_dims(padding_mask, 1)  # (B, 1, S)
+        weights = masked_softmax(scores, mask)  # (B, T, S) float32
+        context = ops.einsum(
+            "bts,bsd->btd", ops.cast(weights, value.dtype), value
+        )  # (B, T, D)
+        return context, weights
+
+    def call(self, query, value=None, padding_mask=None, key=None):
+        value = query if value is None else value
+        key = value if key is None else key
+        validate_masks(static_shape(query), static_shape(key), padding_mask)
+        return self.attend(query, value, self.project_keys(key), padding_mask)
+
+    def compute_output_shape(self, query_shape, value_shape=None, **kwargs):
+        value_shape = query_shape if value_shape is None else value_shape
+        return (
+            (query_shape[0], query_shape[1], value_shape[-1]),
+            (query_shape[0], query_shape[1], value_shape[1]),
+        )
+
+    def compute_output_spec(self, query, value=None, **kwargs):
+        value = query if value is None else value
+        context, weights = self.compute_output_shape(query.shape, value.shape)
+        return (
+            keras.KerasTensor(context, dtype=self.compute_dtype),
+            keras.KerasTensor(weights, dtype="float32"),
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "units": self.units,
+                "kernel_initializer": keras.initializers.serialize(
+                    self.kernel_initializer
+                ),
+            }
+        )
+        return config
