@@ -1,0 +1,374 @@
+"""Longformer sliding-window + global self-attention in O(n * w).
+
+Einsum letters used in this file:
+    B batch, N heads, H key_dim, V value_dim, D model width,
+    d dilation lane, q query block (nb blocks of c = w // 2 rows), c row in
+    a query block, k key column in the 3-block window (3c), g global slot
+    (G slots), t / s sequence positions.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.layers.attention.masking import masked_softmax
+from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.sparse.blocking import first_true_indices
+from kzoo.layers.sparse.blocking import gather_rows
+from kzoo.layers.sparse.blocking import neighbour_blocks
+from kzoo.layers.sparse.blocking import pad_axis
+from kzoo.layers.sparse.blocking import padded_length
+from kzoo.utils.validation import as_bool_mask
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import check_same_dims
+from kzoo.utils.validation import static_shape
+
+
+def _concrete(x):
+    """The NumPy value of `x` when it is concrete (eager), else None."""
+    try:
+        return np.asarray(ops.convert_to_numpy(x))
+    except Exception:  # symbolic TF tensor or JAX tracer
+        return None
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LongformerAttention(MultiHeadAttention):
+    """Sliding-window self-attention with global tokens, in O(n * w).
+
+    Implements the attention of "Longformer: The Long-Document Transformer"
+    (Beltagy, Peters and Cohan, 2020). Each token attends to the
+    `attention_window // 2` tokens on each side of it (every `dilation`-th
+    token with dilation), plus every global token; global tokens attend to
+    every token. Time and memory are O(n * (w + G)) for n tokens, window w
+    and G global tokens: the sequence is cut into blocks of w // 2 rows and
+    each query block meets its own and its two neighbouring key blocks in
+    one batched matmul; the keys of the (few) global tokens are gathered and
+    added as extra columns of every row's softmax, and the global query rows
+    are computed separately against all keys. No n x n tensor is built
+    (except for the global rows when `max_global_tokens` is None under
+    tracing, see below).
+
+    With `separate_global_projections=False` the layer has the same
+    variables, in the same order, as `kzoo.layers.MultiHeadAttention` and
+    `keras.layers.MultiHeadAttention`, so `set_weights` copies a dense layer
+    in; with `attention_window >= 2 * n` it then computes dense attention.
+    With `separate_global_projections=True` the global rows use their own
+    `query_global` / `key_global` / `value_global` projections (as in the
+    paper), initialised at build as copies of the local ones.
+
+    Sequences whose length is not a multiple of `attention_window // 2 *
+    dilation` are padded inside the layer and the padding is cut from the
+    output.
+
+    Args:
+        num_heads: number of attention heads N.
+        key_dim: size H of each head for query and key.
+        attention_window: the whole window w, even and positive: each token
+            sees w // 2 tokens on each side (and itself).
+        dilation: gap between attended tokens of the window (1: none).
+        separate_global_projections: whether global rows use their own
+            query/key/value projections.
+        max_global_tokens: static bound G on the number of global tokens
+            per sequence. None: the exact count when the mask is concrete
+            (eager), the sequence length when traced (exact but O(n^2) for
+            the global rows: set a bound for long sequences under
+            `tf.function` / `jit`). With a bound, a concrete mask with more
+            global tokens raises; a traced one treats the extra ones as
+            local tokens.
+        **kwargs: `value_dim`, `dropout`, `use_bias`, `output_dim`,
+            `kernel_initializer`, `bias_initializer`, `seed` as for
+            `MultiHeadAttention`, and base layer arguments.
+
+    Call arguments:
+        query: (B, T, D), the sequence (self-attention only).
+        padding_mask: (B, T) bool, True for real tokens; padding is never
+            attended to.
+        global_attention_mask: (B, T) bool, True for global tokens.
+        training: whether dropout is active.
+
+    Returns:
+        (B, T, output_dim). A query row that can see no real token (for
+        example a padding token far from any real one) outputs the output
+        bias only (zero attention), never NaN.
+
+    Example:
+
+    >>> layer = LongformerAttention(num_heads=2, key_dim=8, attention_window=4)
+    >>> x = keras.random.normal((2, 10, 16))
+    >>> glob = np.zeros((2, 10), bool); glob[:, 0] = True
+    >>> layer(x, global_attention_mask=glob).shape
+    (2, 10, 16)
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        attention_window,
+        dilation=1,
+        separate_global_projections=False,
+        max_global_tokens=None,
+        **kwargs,
+    ):
+        super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
+        if (
+            isinstance(attention_window, bool)
+            or not isinstance(attention_window, (int, np.integer))
+            or attention_window <= 0
+            or attention_window % 2
+        ):
+            raise ValueError(
+                "`attention_window` must be an even positive integer (the "
+                "whole window, attention_window // 2 tokens on each side); "
+                f"received {attention_window!r}"
+            )
+        self.attention_window = int(attention_window)
+        self.dilation = check_positive_int("dilation", dilation)
+        self.separate_global_projections = bool(separate_global_projections)
+        self.max_global_tokens = check_positive_int(
+            "max_global_tokens", max_global_tokens, allow_none=True
+        )
+
+    def build(
+        self, query_shape, padding_mask_shape=None, global_attention_mask_shape=None
+    ):
+        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
+        super().build(query_shape)
+        if self.separate_global_projections:
+            n, h, v = self.num_heads, self.key_dim, self._value_dim
+            self._query_global_dense = self._dense(
+                "abc,cde->abde", (None, n, h), "de", "query_global"
+            )
+            self._query_global_dense.build(query_shape)
+            self._key_global_dense = self._dense(
+                "abc,cde->abde", (None, n, h), "de", "key_global"
+            )
+            self._key_global_dense.build(query_shape)
+            self._value_global_dense = self._dense(
+                "abc,cde->abde", (None, n, v), "de", "value_global"
+            )
+            self._value_global_dense.build(query_shape)
+            self.initialize_global_projections()
+
+    def initialize_global_projections(self):
+        """Copies the local query/key/value weights into the global ones.
+
+        Called at build; call it again after loading dense weights (for
+        example with `set_weights` from a `MultiHeadAttention`).
+        """
+        if not self.separate_global_projections:
+            return
+        pairs = (
+            (self._query_global_dense, self._query_dense),
+            (self._key_global_dense, self._key_dense),
+            (self._value_global_dense, self._value_dense),
+        )
+        for glob, local in pairs:
+            for g, w in zip(glob.weights, local.weights):
+                # A copy, not the same buffer (JAX donates each variable).
+                g.assign(np.array(ops.convert_to_numpy(w)))
+
+    # -- helpers ------------------------------------------------------------
+
+    def _global_slots(self, global_mask, length):
+        """The static number G of global slots for this call."""
+        bound = length
+        if self.max_global_tokens is not None:
+            bound = min(self.max_global_tokens, length)
+        counts = _concrete(ops.sum(ops.cast(global_mask, "int32"), axis=1))
+        if counts is None:
+            return bound
+        most = int(counts.max()) if counts.size else 0
+        if self.max_global_tokens is not None and most > self.max_global_tokens:
+            raise ValueError(
+                "`global_attention_mask` marks more global tokens than "
+                f"`max_global_tokens`={self.max_global_tokens}; received a "
+                f"mask with {most} global tokens in one sequence"
+            )
+        return max(1, min(most, bound))
+
+    def _band(self, c):
+        """(c, 3c) static mask: row a of block i sees key j of blocks i-1..i+1."""
+        a = np.arange(c)[:, None]
+        j = np.arange(3 * c)[None, :]
+        rel = j - c - a  # key offset from the query, in lane steps
+        return np.abs(rel) <= c
+
+    def _to_blocks(self, x, nb, c):
+        """(B, Tp, N, F) -> (B, N, d, nb, c, F); position (i*c + a)*d + r."""
+        d = self.dilation
+        n, f = x.shape[2], x.shape[3]
+        x = ops.reshape(x, (-1, nb, c, d, n, f))  # (B, nb, c, d, N, F)
+        return ops.transpose(x, (0, 4, 3, 1, 2, 5))  # (B, N, d, nb, c, F)
+
+    def _from_blocks(self, x, length):
+        """(B, N, d, nb, c, F) -> (B, length, N, F)."""
+        _, n, d, nb, c, f = x.shape
+        x = ops.transpose(x, (0, 3, 4, 2, 1, 5))  # (B, nb, c, d, N, F)
+        x = ops.reshape(x, (-1, nb * c * d, n, f))  # (B, Tp, N, F)
+        return x[:, :length]
+
+    def _mask_to_blocks(self, mask, nb, c):
+        """(B, Tp) -> (B, 1, d, nb, c)."""
+        mask = ops.reshape(mask, (-1, nb, c, self.dilation))  # (B, nb, c, d)
+        mask = ops.transpose(mask, (0, 3, 1, 2))  # (B, d, nb, c)
+        return ops.expand_dims(mask, 1)
+
+    # -- the call -----------------------------------------------------------
+
+    def call(
+        self, query, padding_mask=None, global_attention_mask=None, training=None
+    ):
+        shape = static_shape(query)
+        check_rank("query", shape, 3, "(batch, sequence_length, dim)")
+        length = shape[1]
+        if length is None:
+            raise ValueError(
+                "LongformerAttention needs a static sequence length; received "
+                f"`query` of shape {shape}"
+            )
+        for name, mask in (
+            ("padding_mask", padding_mask),
+            ("global_attention_mask", global_attention_mask),
+        ):
+            if mask is not None:
+                check_same_dims(
+                    name,
+                    static_shape(mask),
+                    (shape[0], length),
+                    "(batch_size, sequence_length)",
+                )
+        c, d = self.attention_window // 2, self.dilation
+        padded = padded_length(length, c * d)
+        extra = padded - length
+        nb = padded // (c * d)
+        batch = ops.shape(query)[0]
+
+        if padding_mask is None:
+            valid = ops.ones((batch, length), "bool")
+        else:
+            valid = as_bool_mask(padding_mask)  # (B, T)
+
+        q = self._query_dense(query)  # (B, T, N, H)
+        k = self._key_dense(query)  # (B, T, N, H)
+        v = self._value_dense(query)  # (B, T, N, V)
+        scale = ops.cast(self._inverse_sqrt_key_dim, q.dtype)
+        q = ops.multiply(q, scale)
+
+        key_mask = valid
+        if global_attention_mask is not None:
+            glob = as_bool_mask(global_attention_mask)  # (B, T)
+            slots = self._global_slots(glob, length)
+            g_index, g_valid = first_true_indices(glob, slots)  # (B, G)
+            rank = ops.cumsum(ops.cast(glob, "int32"), axis=1)  # (B, T)
+            selected = ops.logical_and(glob, rank <= slots)  # (B, T)
+            # Global keys are seen through the global columns only.
+            key_mask = ops.logical_and(valid, ops.logical_not(selected))
+
+        # Local band, blockwise.
+        qb = self._to_blocks(pad_axis(q, 1, 0, extra), nb, c)  # (B,N,d,nb,c,H)
+        kb = self._to_blocks(pad_axis(k, 1, 0, extra), nb, c)  # (B,N,d,nb,c,H)
+        vb = self._to_blocks(pad_axis(v, 1, 0, extra), nb, c)  # (B,N,d,nb,c,V)
+        kw = neighbour_blocks(kb, 3)  # (B, N, d, nb, 3c, H)
+        vw = neighbour_blocks(vb, 3)  # (B, N, d, nb, 3c, V)
+        mb = self._mask_to_blocks(pad_axis(key_mask, 1, 0, extra, False), nb, c)
+        mw = neighbour_blocks(mb, 3, value=False)  # (B, 1, d, nb, 3c)
+        band = ops.convert_to_tensor(self._band(c))  # (c, 3c)
+        mask = ops.logical_and(ops.expand_dims(mw, -2), band)  # (B,1,d,nb,c,3c)
+        scores = ops.einsum("bndqch,bndqkh->bndqck", qb, kw)  # (B,N,d,nb,c,3c)
+
+        if global_attention_mask is None:
+            probs = masked_softmax(scores, mask)  # float32
+            probs = self._dropout_layer(
+                ops.cast(probs, v.dtype), training=training
+            )
+            out = ops.einsum("bndqck,bndqkv->bndqcv", probs, vw)
+            out = self._from_blocks(out, length)  # (B, T, N, V)
+            return self._output_dense(out)  # (B, T, D_out)
+
+        # Global columns: every row also sees the G global keys.
+        kg = gather_rows(k, g_index)  # (B, G, N, H)
+        vg = gather_rows(v, g_index)  # (B, G, N, V)
+        g_key_mask = ops.logical_and(g_valid, gather_rows(valid, g_index))  # (B,G)
+        g_scores = ops.einsum("bndqch,bgnh->bndqcg", qb, kg)  # (B,N,d,nb,c,G)
+        g_mask = ops.broadcast_to(
+            g_key_mask[:, None, None, None, None, :],
+            (batch, 1, d, nb, c, slots),
+        )
+        mask = ops.broadcast_to(mask, (batch, 1, d, nb, c, 3 * c))
+        probs = masked_softmax(
+            ops.concatenate([scores, g_scores], axis=-1),
+            ops.concatenate([mask, g_mask], axis=-1),
+        )  # (B, N, d, nb, c, 3c + G), float32
+        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
+        out = ops.einsum(
+            "bndqck,bndqkv->bndqcv", probs[..., : 3 * c], vw
+        ) + ops.einsum("bndqcg,bgnv->bndqcv", probs[..., 3 * c :], vg)
+        out = self._from_blocks(out, length)  # (B, T, N, V)
+
+        # Global rows: each global token sees every real token.
+        if self.separate_global_projections:
+            qg = self._query_global_dense(gather_rows(query, g_index))  # (B,G,N,H)
+            qg = ops.multiply(qg, scale)
+            k_all = self._key_global_dense(query)  # (B, T, N, H)
+            v_all = self._value_global_dense(query)  # (B, T, N, V)
+        else:
+            qg = gather_rows(q, g_index)  # (B, G, N, H)
+            k_all, v_all = k, v
+        row_scores = ops.einsum("bgnh,btnh->bngt", qg, k_all)  # (B, N, G, T)
+        row_probs = masked_softmax(row_scores, valid[:, None, None, :])
+        row_probs = self._dropout_layer(
+            ops.cast(row_probs, v_all.dtype), training=training
+        )
+        g_out = ops.einsum("bngt,btnv->bgnv", row_probs, v_all)  # (B, G, N, V)
+        slot = ops.clip(rank - 1, 0, slots - 1)  # (B, T)
+        g_rows = gather_rows(ops.cast(g_out, out.dtype), slot)  # (B, T, N, V)
+        out = ops.where(selected[:, :, None, None], g_rows, out)
+        return self._output_dense(out)  # (B, T, D_out)
+
+    # -- dense reference pattern ---------------------------------------------
+
+    def attention_pattern(self, padding_mask, global_attention_mask=None):
+        """The dense (B, T, T) boolean mask equal to this layer's pattern.
+
+        For tests and inspection (it is n x n): query t may see key s when s
+        is a real token and s is in t's (dilated) window, or s or t is
+        global. Ignores `max_global_tokens` (assumes no overflow).
+        """
+        valid = np.asarray(padding_mask, bool)
+        length = valid.shape[1]
+        t = np.arange(length)[:, None]
+        s = np.arange(length)[None, :]
+        rel = t - s
+        c = self.attention_window // 2
+        band = (np.abs(rel) <= c * self.dilation) & (rel % self.dilation == 0)
+        pattern = np.broadcast_to(band, (valid.shape[0], length, length)).copy()
+        if global_attention_mask is not None:
+            glob = np.asarray(global_attention_mask, bool)
+            pattern |= glob[:, None, :] | glob[:, :, None]
+        return pattern & valid[:, None, :]
+
+    def compute_output_shape(
+        self, query_shape, padding_mask_shape=None, global_attention_mask_shape=None
+    ):
+        out_dim = self.output_dim or query_shape[-1]
+        return (query_shape[0], query_shape[1], out_dim)
+
+    def compute_output_spec(self, query, **kwargs):
+        return keras.KerasTensor(
+            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "attention_window": self.attention_window,
+                "dilation": self.dilation,
+                "separate_global_projections": self.separate_global_projections,
+                "max_global_tokens": self.max_global_tokens,
+            }
+        )
+        return config
