@@ -1,0 +1,303 @@
+"""Reversible residual layers (RevNet / Reformer) with a memory-saving backward.
+
+A `ReversibleBlock` maps (x1, x2) to (y1, y2) with
+
+    y1 = x1 + F(x2)          x2 = y2 - G(y1)
+    y2 = x2 + G(y1)          x1 = y1 - F(x2)
+
+so the inputs of a block can be recomputed from its outputs. A
+`ReversibleEncoder` runs a stack of blocks inside one custom gradient: the
+forward pass keeps no activation, and the backward pass walks the stack from
+the top, recomputing each block's inputs from its outputs and the gradients
+of F and G from those recomputed inputs. Memory is then that of one block
+plus the stack's output, whatever the depth.
+
+The backward pass needs a vector-Jacobian product of F and G with respect to
+their inputs and weights. Keras 3 has no backend-neutral `vjp`, so `_vjp`
+below dispatches to `tf.GradientTape` or `jax.vjp`; everything else is
+`keras.ops`.
+"""
+
+import keras
+from keras import ops
+
+from kzoo.utils.validation import check_rank
+
+
+def _vjp(fn, primals, cotangent):
+    """Returns d<fn(*primals), cotangent>/d primals (a list, one per primal)."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        _, pullback = jax.vjp(fn, *primals)
+        return list(pullback(cotangent))
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        with tf.GradientTape() as tape:
+            tape.watch(primals)
+            out = fn(*primals)
+        return list(
+            tape.gradient(
+                out,
+                primals,
+                output_gradients=cotangent,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+        )
+    raise NotImplementedError(
+        "the memory-saving backward pass of ReversibleEncoder supports the "
+        f"tensorflow and jax backends; received backend {backend!r}. Use "
+        "memory_saving=False."
+    )
+
+
+def _build_sublayer(layer, shape):
+    if not layer.built:
+        layer.build(shape)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReversibleBlock(keras.layers.Layer):
+    """One reversible residual block, `y1 = x1 + F(x2)`, `y2 = x2 + G(y1)`.
+
+    From "The Reversible Residual Network: Backpropagation Without Storing
+    Activations" (Gomez et al., 2017), as used by "Reformer: The Efficient
+    Transformer" (Kitaev, Kaiser and Levskaya, 2020) with F = attention and
+    G = feed-forward.
+
+    Args:
+        f: a layer (B, T, D) -> (B, T, D); it receives `padding_mask` when one
+            is given (e.g. a pre-norm attention branch).
+        g: a layer (B, T, D) -> (B, T, D) (e.g. a pre-norm feed-forward).
+
+    Call arguments:
+        x1, x2: (B, T, D) each.
+        padding_mask: optional (B, T) bool, passed to `f`.
+
+    Returns:
+        `(y1, y2)`, each (B, T, D). `inverse(y1, y2)` gives `(x1, x2)` back.
+
+    Example:
+
+    >>> block = ReversibleBlock(keras.layers.Dense(8), keras.layers.Dense(8))
+    >>> x = keras.random.normal((2, 4, 8))
+    >>> y1, y2 = block(x, x)
+    """
+
+    def __init__(self, f, g, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(f, keras.layers.Layer):
+            raise ValueError(f"`f` must be a keras Layer; received {f!r}")
+        if not isinstance(g, keras.layers.Layer):
+            raise ValueError(f"`g` must be a keras Layer; received {g!r}")
+        self.f = f
+        self.g = g
+
+    def build(self, x1_shape, x2_shape=None, padding_mask_shape=None):
+        check_rank("x1", x1_shape, 3, "(batch, sequence_length, dim)")
+        _build_sublayer(self.f, x1_shape)
+        _build_sublayer(self.g, x1_shape)
+
+    def _f(self, x, padding_mask=None):
+        if padding_mask is None:
+            return self.f(x)
+        return self.f(x, padding_mask=padding_mask)
+
+    def call(self, x1, x2, padding_mask=None):
+        y1 = x1 + ops.cast(self._f(x2, padding_mask), x1.dtype)  # (B, T, D)
+        y2 = x2 + ops.cast(self.g(y1), x2.dtype)  # (B, T, D)
+        return y1, y2
+
+    def inverse(self, y1, y2, padding_mask=None):
+        x2 = y2 - self.g(y1)
+        x1 = y1 - self._f(x2, padding_mask)
+        return x1, x2
+
+    def compute_output_shape(self, x1_shape, x2_shape=None, padding_mask_shape=None):
+        return tuple(x1_shape), tuple(x1_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "f": keras.saving.serialize_keras_object(self.f),
+                "g": keras.saving.serialize_keras_object(self.g),
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["f"] = keras.saving.deserialize_keras_object(config["f"])
+        config["g"] = keras.saving.deserialize_keras_object(config["g"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReversibleEncoder(keras.layers.Layer):
+    """A stack of `ReversibleBlock`s whose backward pass recomputes activations.
+
+    From "Reformer: The Efficient Transformer" (Kitaev, Kaiser and Levskaya,
+    2020), section 3, after RevNets (Gomez et al., 2017). The input is
+    duplicated, `x1 = x2 = inputs`, the blocks run in order, and the output
+    is `concat([y1, y2], -1)` as in the Reformer.
+
+    With `memory_saving=True` the whole stack is one custom gradient
+    (`keras.ops.custom_gradient`): the forward pass stores no activation of
+    F or G and the backward pass reconstructs every block's inputs from its
+    outputs. With `memory_saving=False` the same blocks run under ordinary
+    autodiff (same values and gradients, more memory). The recomputation must
+    see the same function as the forward pass, so with `memory_saving=True`
+    the blocks may hold no non-trainable state (no dropout seed generator,
+    no batch statistics): a clear error says so at build time.
+
+    Args:
+        blocks: list of `ReversibleBlock`.
+        memory_saving: whether to use the recomputing backward pass.
+
+    Call arguments:
+        inputs: (B, T, D).
+        padding_mask: optional (B, T) bool, passed to every block's `f`.
+
+    Returns:
+        (B, T, 2 * D).
+
+    Example:
+
+    >>> blocks = [ReversibleBlock(keras.layers.Dense(8, activation="tanh"),
+    ...                           keras.layers.Dense(8)) for _ in range(2)]
+    >>> ReversibleEncoder(blocks)(keras.random.normal((2, 4, 8))).shape
+    (2, 4, 16)
+    """
+
+    def __init__(self, blocks, memory_saving=True, **kwargs):
+        super().__init__(**kwargs)
+        blocks = list(blocks)
+        if not blocks or not all(isinstance(b, ReversibleBlock) for b in blocks):
+            raise ValueError(
+                "`blocks` must be a non-empty list of ReversibleBlock; "
+                f"received {blocks!r}"
+            )
+        self.blocks = blocks
+        self.memory_saving = bool(memory_saving)
+
+    def build(self, inputs_shape, padding_mask_shape=None):
+        check_rank("inputs", inputs_shape, 3, "(batch, sequence_length, dim)")
+        for block in self.blocks:
+            if not block.built:
+                block.build(inputs_shape)
+        if self.memory_saving:
+            for block in self.blocks:
+                if block.non_trainable_variables:
+                    names = [v.path for v in block.non_trainable_variables]
+                    raise ValueError(
+                        "`blocks` of a ReversibleEncoder with memory_saving=True "
+                        "must hold no non-trainable state (the backward pass "
+                        "recomputes them); received a block with "
+                        f"non-trainable variables {names} (dropout > 0 inside "
+                        "F or G creates a seed generator)"
+                    )
+
+    def _plain(self, x1, x2, padding_mask):
+        for block in self.blocks:
+            x1, x2 = block(x1, x2, padding_mask=padding_mask)
+        return x1, x2
+
+    def _memory_saving(self, x1, x2, padding_mask):
+        blocks = self.blocks
+        counts = []
+        for block in blocks:
+            counts.append(
+                (len(block.f.trainable_variables), len(block.g.trainable_variables))
+            )
+        fkw = {} if padding_mask is None else {"padding_mask": padding_mask}
+
+        def split(flat):
+            out, i = [], 0
+            for nf, ng in counts:
+                out.append((list(flat[i : i + nf]), list(flat[i + nf : i + nf + ng])))
+                i += nf + ng
+            return out
+
+        def f_apply(block, weights, x):
+            out = block.f.stateless_call(weights, [], x, **fkw)[0]
+            return ops.cast(out, x.dtype)
+
+        def g_apply(block, weights, x):
+            out = block.g.stateless_call(weights, [], x)[0]
+            return ops.cast(out, x.dtype)
+
+        @ops.custom_gradient
+        def run(x1, x2, *flat):
+            per_block = split(flat)
+            for block, (fw, gw) in zip(blocks, per_block):
+                x1 = x1 + f_apply(block, fw, x2)  # y1
+                x2 = x2 + g_apply(block, gw, x1)  # y2
+            y1, y2 = x1, x2
+
+            def grad(*upstream):
+                if len(upstream) == 1:
+                    upstream = upstream[0]
+                dy1, dy2 = upstream
+                a1, a2 = y1, y2
+                weight_grads = []
+                for block, (fw, gw) in reversed(list(zip(blocks, per_block))):
+                    # G: y2 = x2 + G(y1); recompute x2, push dy2 through G.
+                    a1 = ops.stop_gradient(a1)
+                    g_out = g_apply(block, gw, a1)
+                    x2_prev = a2 - g_out
+                    gy1, *gw_grads = _vjp(
+                        lambda x, *w: g_apply(block, list(w), x), [a1] + gw, dy2
+                    )
+                    dy1 = dy1 + gy1
+                    # F: y1 = x1 + F(x2); recompute x1, push dy1 through F.
+                    x2_prev = ops.stop_gradient(x2_prev)
+                    f_out = f_apply(block, fw, x2_prev)
+                    x1_prev = a1 - f_out
+                    fx2, *fw_grads = _vjp(
+                        lambda x, *w: f_apply(block, list(w), x), [x2_prev] + fw, dy1
+                    )
+                    dy2 = dy2 + fx2
+                    weight_grads = fw_grads + gw_grads + weight_grads
+                    a1, a2 = x1_prev, x2_prev
+                return (dy1, dy2, *weight_grads)
+
+            return (y1, y2), grad
+
+        flat = []
+        for block in blocks:
+            flat += [ops.convert_to_tensor(v.value) for v in block.f.trainable_variables]
+            flat += [ops.convert_to_tensor(v.value) for v in block.g.trainable_variables]
+        return run(x1, x2, *flat)
+
+    def call(self, inputs, padding_mask=None):
+        x1 = x2 = inputs  # (B, T, D)
+        if self.memory_saving:
+            y1, y2 = self._memory_saving(x1, x2, padding_mask)
+        else:
+            y1, y2 = self._plain(x1, x2, padding_mask)
+        return ops.concatenate([y1, y2], axis=-1)  # (B, T, 2D)
+
+    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+        return tuple(inputs_shape[:-1]) + (2 * inputs_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "blocks": [keras.saving.serialize_keras_object(b) for b in self.blocks],
+                "memory_saving": self.memory_saving,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["blocks"] = [
+            keras.saving.deserialize_keras_object(b) for b in config["blocks"]
+        ]
+        return cls(**config)
