@@ -1,0 +1,1 @@
+from kzoo.models.transformer_encoder.transformer_encoder import TransformerEncoder

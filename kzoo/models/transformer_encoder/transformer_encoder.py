@@ -1,0 +1,209 @@
+"""A Transformer encoder network: embeddings, then N encoder blocks.
+
+Letters: B batch, T length, D `hidden_dim`, V `vocabulary_size`.
+"""
+
+import keras
+from keras import ops
+
+from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
+from kzoo.utils.validation import check_divisible
+from kzoo.utils.validation import check_integer_dtype
+from kzoo.utils.validation import check_one_of
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import check_rate
+from kzoo.utils.validation import check_same_dims
+from kzoo.utils.validation import static_shape
+
+
+def validate_token_inputs(inputs, id_names, mask_pairs=()):
+    """Checks a dict of model inputs before the graph runs.
+
+    `id_names` must hold rank-2 integer ids; each `(mask, ids)` pair in
+    `mask_pairs` must have the shape of its ids. Errors name the input.
+    """
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            f"inputs must be a dict with keys {list(id_names)}; received "
+            f"{type(inputs).__name__}"
+        )
+    for name in id_names:
+        if name not in inputs:
+            raise ValueError(f"inputs miss `{name}`; received keys {sorted(inputs)}")
+        check_rank(name, static_shape(inputs[name]), 2, "(batch, length)")
+        check_integer_dtype(name, inputs[name])
+    for mask_name, ids_name in mask_pairs:
+        if inputs.get(mask_name) is not None:
+            check_same_dims(
+                mask_name,
+                static_shape(inputs[mask_name]),
+                static_shape(inputs[ids_name]),
+                f"the shape of `{ids_name}`",
+            )
+
+
+def check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim):
+    check_positive_int("vocabulary_size", vocabulary_size)
+    check_positive_int("num_layers", num_layers)
+    check_positive_int("num_heads", num_heads)
+    check_positive_int("hidden_dim", hidden_dim)
+    check_positive_int("intermediate_dim", intermediate_dim)
+    check_divisible("hidden_dim", hidden_dim, "num_heads", num_heads)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class TransformerEncoder(keras.Model):
+    """A stack of Transformer encoder blocks over token embeddings.
+
+    The encoder of "Attention Is All You Need" (Vaswani et al., 2017):
+    token embeddings plus position encodings (learned, or the paper's
+    sinusoids), dropout, `num_layers` `TransformerEncoderBlock`s, and a final
+    layer normalization when the blocks are pre-LN.
+
+    Its layers are attributes, for reading or copying weights:
+    `token_embedding` (a `keras.layers.ReversibleEmbedding`, so a head can
+    tie its output projection to it), `position_embedding`,
+    `embeddings_dropout`, `transformer_layers` (a list) and
+    `final_layer_norm` (None for post-LN).
+
+    Args:
+        vocabulary_size: number of token ids V.
+        num_layers: number of encoder blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: model width D.
+        intermediate_dim: feed-forward hidden width.
+        max_sequence_length: longest input for learned positions.
+        dropout: dropout rate everywhere.
+        normalize_first: pre-LN blocks (and a final LayerNorm) or post-LN.
+        position_encoding: "learned" or "sinusoidal".
+        activation: feed-forward activation.
+
+    Inputs (dict):
+        token_ids: (B, T) int.
+        padding_mask: (B, T) bool, True for real tokens.
+
+    Returns:
+        (B, T, D) contextual token vectors.
+
+    Example:
+
+    >>> encoder = TransformerEncoder(100, 2, 2, 16, 32, max_sequence_length=64)
+    >>> encoder({"token_ids": np.ones((2, 8), "int32"),
+    ...          "padding_mask": np.ones((2, 8), bool)}).shape
+    (2, 8, 16)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        max_sequence_length=512,
+        dropout=0.1,
+        normalize_first=False,
+        position_encoding="learned",
+        activation="relu",
+        dtype=None,
+        **kwargs,
+    ):
+        check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
+        check_positive_int("max_sequence_length", max_sequence_length)
+        check_rate("dropout", dropout)
+        check_one_of("position_encoding", position_encoding, {"learned", "sinusoidal"})
+
+        # === Layers ===
+        self.token_embedding = keras.layers.ReversibleEmbedding(
+            vocabulary_size,
+            hidden_dim,
+            reverse_dtype="float32",
+            embeddings_initializer="glorot_uniform",
+            dtype=dtype,
+            name="token_embedding",
+        )
+        if position_encoding == "learned":
+            self.position_embedding = PositionEmbedding(
+                max_sequence_length, dtype=dtype, name="position_embedding"
+            )
+        else:
+            self.position_embedding = SinusoidalPositionEncoding(
+                dtype=dtype, name="position_embedding"
+            )
+        self.embeddings_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="embeddings_dropout"
+        )
+        self.transformer_layers = [
+            TransformerEncoderBlock(
+                num_heads,
+                intermediate_dim,
+                dropout=dropout,
+                activation=activation,
+                normalize_first=normalize_first,
+                dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_layer_norm = (
+            keras.layers.LayerNormalization(epsilon=1e-5, dtype=dtype, name="final_layer_norm")
+            if normalize_first
+            else None
+        )
+
+        # === Functional graph ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
+        tokens = self.token_embedding(token_ids)  # (B, T, D)
+        x = ops.add(tokens, self.position_embedding(tokens))
+        x = self.embeddings_dropout(x)
+        for layer in self.transformer_layers:
+            x = layer(x, padding_mask=padding_mask)  # (B, T, D)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
+        super().__init__(
+            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            outputs=x,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.dropout = dropout
+        self.normalize_first = normalize_first
+        self.position_encoding = position_encoding
+        self.activation = activation
+
+    def call(self, inputs, training=None, mask=None):
+        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "max_sequence_length": self.max_sequence_length,
+            "dropout": self.dropout,
+            "normalize_first": self.normalize_first,
+            "position_encoding": self.position_encoding,
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
