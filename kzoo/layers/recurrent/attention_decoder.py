@@ -207,6 +207,52 @@ class AttentionDecoder(keras.layers.Layer):
         output = self._combine(ops.concatenate([h, context], axis=-1))  # (B, H)
         return output, weights[:, 0], list(new_state)
 
+    def _bahdanau_loop(self, inputs_tm, mask_tm, state, memory, projected, mask):
+        """Runs `step` over time-major inputs; padded steps keep the state.
+
+        A loop with a trip count that XLA can differentiate on both
+        backends: JAX differentiates `lax.scan` (not `lax.while_loop`);
+        TensorFlow under `jit_compile` needs `maximum_iterations` on its
+        while loop, which Keras 3.15's TensorFlow `ops.scan` does not set,
+        so on TensorFlow the outputs are written into (T, ...) buffers in an
+        `ops.while_loop` bounded by T.
+        """
+        n = self.num_states
+
+        def one_step(carry, x_t, m_t):
+            out, w, new = self.step(x_t, carry, memory, projected, mask)
+            keep = ops.expand_dims(m_t, -1)  # (B, 1)
+            new = [ops.where(keep, a, b) for a, b in zip(new, carry)]
+            return new, ops.cast(out, self.compute_dtype), w
+
+        if keras.backend.backend() != "tensorflow":
+
+            def body(carry, xs):
+                new, out, w = one_step(carry, *xs)
+                return new, (out, w)
+
+            return ops.scan(body, state, (inputs_tm, mask_tm))[1]
+
+        steps = ops.shape(inputs_tm)[0]
+        batch = ops.shape(inputs_tm)[1]
+        time_index = ops.arange(steps, dtype="int32")[:, None, None]  # (T, 1, 1)
+        outputs = ops.zeros((steps, batch, self.hidden_dim), self.compute_dtype)
+        weights = ops.zeros((steps, batch, ops.shape(memory)[1]), "float32")
+
+        def cond(t, *_):
+            return t < steps
+
+        def body(t, outputs, weights, *carry):
+            new, out, w = one_step(list(carry), inputs_tm[t], mask_tm[t])
+            here = time_index == t
+            outputs = ops.where(here, out[None], outputs)
+            weights = ops.where(here, w[None], weights)
+            return (t + 1, outputs, weights, *new)
+
+        loop_vars = (ops.convert_to_tensor(0, "int32"), outputs, weights, *state[:n])
+        result = ops.while_loop(cond, body, loop_vars, maximum_iterations=steps)
+        return result[1], result[2]
+
     # -- the teacher-forced pass --------------------------------------------
 
     def call(
@@ -244,27 +290,9 @@ class AttentionDecoder(keras.layers.Layer):
             inputs_tm = ops.transpose(inputs, (1, 0, 2))  # (T, B, E)
             mask_tm = ops.transpose(padding_mask, (1, 0))  # (T, B)
 
-            # Keras' TensorFlow `scan` needs outputs shaped like the carry, so
-            # the carry holds the state plus the last output and weights.
-            n = self.num_states
-            batch = ops.shape(inputs)[0]
-            init = state + [
-                ops.zeros((batch, self.hidden_dim), self.compute_dtype),
-                ops.zeros((batch, ops.shape(memory)[1]), "float32"),
-            ]
-
-            def body(carry, xs):
-                x_t, m_t = xs
-                out, w, new = self.step(
-                    x_t, carry[:n], memory, projected, memory_padding_mask
-                )
-                keep = ops.expand_dims(m_t, -1)  # (B, 1)
-                new = [ops.where(keep, a, b) for a, b in zip(new, carry[:n])]
-                new = new + [ops.cast(out, self.compute_dtype), w]
-                return new, new
-
-            _, ys = ops.scan(body, init, (inputs_tm, mask_tm))
-            outputs, weights = ys[n], ys[n + 1]  # (T, B, H), (T, B, S)
+            outputs, weights = self._bahdanau_loop(
+                inputs_tm, mask_tm, state, memory, projected, memory_padding_mask
+            )  # (T, B, H), (T, B, S)
             outputs = ops.transpose(outputs, (1, 0, 2))  # (B, T, H)
             weights = ops.transpose(weights, (1, 0, 2))  # (B, T, S)
         else:
