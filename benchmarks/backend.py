@@ -106,7 +106,10 @@ def build_symbolically(layer, inputs, call_kwargs):
     import keras
 
     symbolic = {
-        k: keras.KerasTensor(v.shape, dtype=str(v.dtype)) for k, v in inputs.items()
+        k: keras.KerasTensor(
+            tuple(v.shape), dtype=keras.backend.standardize_dtype(v.dtype)
+        )
+        for k, v in inputs.items()
     }
     layer(**symbolic, **call_kwargs)
 
@@ -126,11 +129,14 @@ def layer_steps(layer, inputs, call_kwargs, jit):
         the step and returns a float (the sum of the output, or of the
         gradients), which waits for the device.
     """
+    import keras
     from keras import ops
 
     build_symbolically(layer, inputs, call_kwargs)
     names = list(inputs)
-    float_names = [n for n in names if "float" in str(inputs[n].dtype)]
+    float_names = [
+        n for n in names if "float" in keras.backend.standardize_dtype(inputs[n].dtype)
+    ]
 
     def first_output(out):
         return out[0] if isinstance(out, (tuple, list)) else out
@@ -174,7 +180,11 @@ def layer_steps(layer, inputs, call_kwargs, jit):
                 tape.watch(w)
             loss = forward(*values)
         grads = tape.gradient(loss, watched + list(layer.trainable_variables))
-        return tf.add_n([tf.reduce_sum(tf.cast(g, "float32")) for g in grads])
+        # Weights a configuration leaves unused (e.g. global projections
+        # without global tokens) get None.
+        return tf.add_n(
+            [tf.reduce_sum(tf.cast(g, "float32")) for g in grads if g is not None]
+        )
 
     fwd = tf.function(forward, jit_compile=bool(jit))
     bwd = tf.function(forward_backward, jit_compile=bool(jit))

@@ -39,7 +39,9 @@ def _parser():
             "(a name from `list`) to <out>/<suite>/profile/",
         )
         p.add_argument(
-            "--only", metavar="NAME", help="run only this configuration or series"
+            "--only",
+            metavar="NAMES",
+            help="comma-separated configurations or series to run (see `list`)",
         )
         p.add_argument("--warmup", type=int, default=None)
         p.add_argument("--repeats", type=int, default=None)
@@ -63,6 +65,12 @@ def _parser():
             type=int,
             default=None,
             help="largest sequence length of the scaling suites",
+        )
+        p.add_argument(
+            "--sizes",
+            default=None,
+            help="comma-separated sizes (n or sequence length) replacing a "
+            "scaling suite's own, e.g. 64,256,1024",
         )
         p.add_argument(
             "--reference-python",
@@ -97,7 +105,10 @@ def _options(args):
             options[key] = value
     options["reference_python"] = getattr(args, "reference_python", None)
     options["allow_tensorflow"] = getattr(args, "allow_tensorflow", False)
-    options["only"] = getattr(args, "only", None)
+    only = getattr(args, "only", None)
+    options["only"] = only.split(",") if only else None
+    sizes = getattr(args, "sizes", None)
+    options["sizes"] = [int(s) for s in sizes.split(",")] if sizes else None
     return options
 
 

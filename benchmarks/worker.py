@@ -20,8 +20,30 @@ import time
 import traceback
 
 
+def probe(backend, names, result_path):
+    """Which of `names` kzoo exports now (one process for a whole suite)."""
+    os.environ["KERAS_BACKEND"] = backend
+    if backend == "jax":
+        sys.modules["tensorflow"] = None
+    found = {}
+    try:
+        import kzoo
+
+        places = [kzoo, getattr(kzoo, "layers", None), getattr(kzoo, "models", None)]
+        for name in names:
+            found[name] = any(p is not None and hasattr(p, name) for p in places)
+        error = ""
+    except Exception as e:  # kzoo itself fails to import: report, run nothing
+        error = f"{type(e).__name__}: {e}"
+    with open(result_path, "w") as f:
+        json.dump({"found": found, "error": error}, f)
+    return 0
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else argv
+    if argv[0] == "--probe":
+        return probe(argv[1], argv[3:], argv[2])
     spec_path, result_path = argv
     with open(spec_path) as f:
         spec = json.load(f)
@@ -46,6 +68,7 @@ def main(argv=None):
         bk.import_runtime(runtime)
         result["baseline_rss_mb"] = timing.rss_mb()
         ctx = bk.Context(spec, runtime)
+        ctx.baseline_rss_mb = result["baseline_rss_mb"]
         result.update(suite.measure(config, ctx))
         result["device"] = bk.device_info(runtime)
         result["peak_device_memory_mb"] = bk.peak_device_memory_mb(runtime)

@@ -6,7 +6,6 @@ hence slow, on CPUs); the ratio column is each dtype against float32 at the
 same n.
 """
 
-from benchmarks.suites.common import doubling
 from benchmarks.suites.common import fmt_num
 from benchmarks.suites.common import fmt_time
 from benchmarks.suites.common import make_config
@@ -40,7 +39,9 @@ PLOTS = [
 
 
 def configs(options):
-    sizes = [128, 256] if options["quick"] else doubling(256, options.get("max_n") or 4096)
+    from benchmarks.suites.recurrent import sizes as pick_sizes
+
+    sizes = pick_sizes(options, quick=(128, 256), full_start=256, full_stop=4096)
     return [
         make_config(
             "peak",

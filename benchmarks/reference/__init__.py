@@ -1,0 +1,2 @@
+"""Reference implementations measured in their own optional environment
+(`benchmarks/reference-requirements.txt`, `--reference-python`)."""

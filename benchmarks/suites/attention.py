@@ -1,0 +1,201 @@
+"""Suite 3, the attention family: time and memory against sequence length.
+
+Self-attention on one sequence (batch 1) of width 256, 4 heads of 64, under
+XLA, forward and forward+backward (gradients of the sum of the output with
+respect to the input and every weight), n = 512, 1024, ... until a
+configuration fails, passes the time limit or the memory limit. Each phase
+of each n is its own process, so its peak memory is its own. Reference:
+`keras.layers.MultiHeadAttention` at the same n and phase.
+"""
+
+import numpy as np
+
+from benchmarks.suites.common import Unavailable
+from benchmarks.suites.common import fmt_num
+from benchmarks.suites.common import fmt_time
+from benchmarks.suites.common import kzoo_component
+from benchmarks.suites.common import make_config
+
+TITLE = "Attention family: time and memory against sequence length"
+DESCRIPTION = (
+    "Self-attention, batch 1, width 256 (4 heads of 64), XLA, forward and "
+    "forward+backward. Sparse layers: window / block / bucket 256 or 64 as "
+    "listed in `benchmarks/suites/attention.py`, no global tokens. Ratio: "
+    "time against `keras.layers.MultiHeadAttention` at the same n and phase "
+    "(< 1 is faster)."
+)
+WIDTH, NUM_HEADS, KEY_DIM = 256, 4, 64
+PHASES = ("forward", "forward_backward")
+
+# name -> (description, kzoo names to look up, constructor kwargs)
+COMPONENTS = {
+    "keras_mha": ("keras.layers.MultiHeadAttention (reference)", None, {}),
+    "kzoo_mha": ("kzoo MultiHeadAttention (dense)", ("MultiHeadAttention",), {}),
+    "longformer": (
+        "kzoo LongformerAttention, window 256",
+        ("LongformerAttention",),
+        {"attention_window": 256},
+    ),
+    "bigbird": (
+        "kzoo BigBirdAttention, block 64",
+        ("BigBirdAttention",),
+        {"block_size": 64},
+    ),
+    "sparse_transformer": (
+        "kzoo SparseTransformerAttention, stride 64",
+        ("SparseTransformerAttention",),
+        {},
+    ),
+    "lsh": (
+        "kzoo LSHAttention, bucket 64, 1 hash",
+        ("LSHAttention",),
+        {"bucket_size": 64, "num_hashes": 1},
+    ),
+    "performer": ("kzoo PerformerAttention", ("PerformerAttention",), {}),
+    "linformer": (
+        "kzoo LinformerAttention, k = 256",
+        ("LinformerAttention",),
+        {},
+    ),
+    "hf_longformer": (
+        "Hugging Face TFLongformerSelfAttention, window 256 (reference env)",
+        None,
+        {},
+    ),
+}
+
+RATIOS = [
+    ("time_vs_keras", "derived.median_s"),
+    ("memory_vs_keras", "derived.peak_memory_mb"),
+]
+TABLE = [
+    ("median", "derived.median_s", fmt_time),
+    ("min", "derived.min_s", fmt_time),
+    ("max", "derived.max_s", fmt_time),
+    ("first call", "derived.first_call_s", fmt_time),
+    ("time vs keras", "ratios.time_vs_keras.ratio", fmt_num),
+    ("memory vs keras", "ratios.memory_vs_keras.ratio", fmt_num),
+]
+PLOTS = [
+    {
+        "file": f"{what}-{phase}",
+        "title": f"{phase.replace('_', '+')} {what} vs n (log-log)",
+        "y": f"derived.{key}",
+        "ylabel": label,
+        "filter": f"/{phase}",
+        "logx": True,
+        "logy": True,
+        "xlabel": "sequence length n",
+    }
+    for phase in PHASES
+    for what, key, label in (
+        ("time", "median_s", "median seconds"),
+        ("memory", "peak_memory_mb", "peak memory growth, MiB"),
+    )
+]
+
+
+def configs(options):
+    from benchmarks.suites.recurrent import sizes as pick_sizes
+
+    sizes = pick_sizes(options, quick=(128, 256), full_start=512, full_stop=16384)
+    out = []
+    for name in COMPONENTS:
+        extra = {}
+        if name == "hf_longformer":
+            extra = {"python": "reference", "backend": "tensorflow", "runtime": "tf_keras"}
+        for phase in PHASES:
+            for n in sizes:
+                out.append(
+                    make_config(
+                        "attention",
+                        f"{name}/{phase}",
+                        n,
+                        "n",
+                        group=phase,
+                        reference=name == "keras_mha",
+                        component=name,
+                        kzoo_names=list(COMPONENTS[name][1] or ()),
+                        phase=phase,
+                        width=WIDTH,
+                        num_heads=NUM_HEADS,
+                        attention_window=256 if not options["quick"] else 64,
+                        **extra,
+                    )
+                )
+    return out
+
+
+def build_layer(config):
+    import keras
+
+    name = config["component"]
+    _, kzoo_names, kwargs = COMPONENTS[name]
+    kwargs = dict(kwargs)
+    if "attention_window" in kwargs:
+        kwargs["attention_window"] = config["attention_window"]
+    if config["x"] < 256 and "block_size" in kwargs:
+        kwargs["block_size"] = 16
+    if config["x"] < 256 and "bucket_size" in kwargs:
+        kwargs["bucket_size"] = 16
+    if name == "keras_mha":
+        return keras.layers.MultiHeadAttention(NUM_HEADS, KEY_DIM), True
+    if kzoo_names is None:
+        raise Unavailable(f"no builder for {name}")
+    cls = kzoo_component(*kzoo_names)
+    try:
+        return cls(num_heads=NUM_HEADS, key_dim=KEY_DIM, **kwargs), False
+    except TypeError as e:
+        raise Unavailable(
+            f"{cls.__name__} landed with other constructor arguments; update "
+            f"benchmarks/suites/attention.py ({e})"
+        ) from e
+
+
+def _derive(result, config):
+    timings = result["timings"][config["phase"]]
+    return {
+        "median_s": timings["median_s"],
+        "min_s": timings["min_s"],
+        "max_s": timings["max_s"],
+        "first_call_s": timings["first_call_s"],
+    }
+
+
+def measure(config, ctx):
+    from benchmarks import timing
+
+    if config["component"] == "hf_longformer":
+        from benchmarks.reference import hf_longformer
+
+        result = hf_longformer.measure(config, ctx)
+    else:
+        from keras import ops
+
+        from benchmarks import backend as bk
+
+        layer, needs_value = build_layer(config)
+        x = np.random.default_rng(0).standard_normal((1, config["x"], WIDTH))
+        x = ops.convert_to_tensor(x.astype("float32"))
+        inputs = {"query": x, "value": x} if needs_value else {"query": x}
+        forward, forward_backward = bk.layer_steps(layer, inputs, {}, jit=True)
+        fn = forward if config["phase"] == "forward" else forward_backward
+        result = {"timings": {config["phase"]: ctx.time(fn)}}
+    derived = _derive(result, config)
+    # Memory of the step itself: growth of the process over its RSS after
+    # importing the framework (on a GPU, the peak device memory).
+    device_peak = None
+    try:
+        from benchmarks import backend as bk
+
+        device_peak = bk.peak_device_memory_mb(config.get("runtime", "keras"))
+    except Exception:
+        pass
+    derived["peak_memory_mb"] = device_peak or (timing.peak_rss_mb() - ctx.baseline_rss_mb)
+    result["derived"] = derived
+    return result
+
+
+def summarize(record):
+    d = record["derived"]
+    return f"{fmt_time(d['median_s'])}, +{d['peak_memory_mb']:.0f} MiB"
