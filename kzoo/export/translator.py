@@ -27,7 +27,7 @@ import keras
 
 from kzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 
-PAD_MULTIPLE = 8  # inputs are padded to a multiple of 8 pieces: few shapes
+MIN_PADDED_LENGTH = 8  # inputs are padded to 8, 16, 32, ... pieces: few shapes
 
 
 class Translator:
@@ -114,9 +114,11 @@ class Translator:
         tf.cond(num_truncated > 0, warn, lambda: tf.constant(0))
         pieces = pieces[:, : self.max_input_length]
         longest = tf.cast(tf.reduce_max(pieces.row_lengths()), tf.int32)
-        width = tf.maximum(
-            PAD_MULTIPLE, (longest + PAD_MULTIPLE - 1) // PAD_MULTIPLE * PAD_MULTIPLE
-        )
+        # Pad to the next power of two (at least 8, at most the maximum), so
+        # that a compiled `generate` sees few distinct shapes.
+        width = tf.cast(MIN_PADDED_LENGTH, tf.int32)
+        width = tf.while_loop(lambda w: w < longest, lambda w: w * 2, [width])[0]
+        width = tf.minimum(width, self.max_input_length)  # >= longest
         batch = tf.shape(inputs)[0]
         token_ids = pieces.to_tensor(default_value=PAD_ID, shape=[batch, width])  # (B, S)
         padding_mask = tf.not_equal(token_ids, PAD_ID)  # (B, S)
@@ -154,10 +156,15 @@ class Translator:
         sentences = [str(s) for s in sentences]
         results, truncated = [], 0
         for start in range(0, len(sentences), batch_size):
-            batch = tf.constant(sentences[start : start + batch_size], tf.string)
-            out = self.translate_strings(batch)
-            results.extend(t.decode("utf-8") for t in out["outputs"].numpy())
-            truncated += int(out["truncated"].numpy().sum())
+            batch = sentences[start : start + batch_size]
+            real = len(batch)
+            if len(sentences) > batch_size:
+                # Same batch size every call (empty strings are cheap): one
+                # compiled `generate` per padded length, not per batch size.
+                batch = batch + [""] * (batch_size - real)
+            out = self.translate_strings(tf.constant(batch, tf.string))
+            results.extend(t.decode("utf-8") for t in out["outputs"].numpy()[:real])
+            truncated += int(out["truncated"].numpy()[:real].sum())
         if truncated:
             warnings.warn(
                 f"{truncated} input(s) longer than {self.max_input_length} "

@@ -54,7 +54,6 @@ def make_backup_callback(backup_dir):
     return keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")
 
 
-@keras.saving.register_keras_serializable(package="kzoo")
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
     """`keras.callbacks.EarlyStopping` whose state survives a killed run.
 

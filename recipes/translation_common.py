@@ -1,0 +1,534 @@
+"""What the translation recipes share: config parsing, data, training, scoring.
+
+`translate_gru.py` and `translate_transformer.py` differ only in their model
+and its size table; the data, the split, the tokenizers, the training loop
+(schedule, early stopping, checkpoints with exact resume, TensorBoard), the
+metrics (BLEU and chrF with sacrebleu on detokenized text) and the artefacts
+are the same, so their numbers can stand side by side.
+
+TensorFlow backend only (tf.data, tensorflow-text, SavedModel export).
+Uses only the public kzoo API plus kzoo.data, kzoo.training and kzoo.export.
+"""
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from kzoo.data import translation  # noqa: E402
+from kzoo.training import (  # noqa: E402
+    ResumableEarlyStopping,
+    TokenCount,
+    make_backup_callback,
+    resumed_step,
+)
+
+# ---------------------------------------------------------------------------
+# Config: a frozen dataclass, a table of named sizes, command-line overrides.
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class TranslationConfig:
+    """Fields every translation recipe has; recipes add their model's."""
+
+    # data
+    corpus: str = ""  # "" = the shipped English-German pairs; else a TSV path
+    strict: bool = False  # a bad line in --corpus is an error, not a skip
+    reverse: bool = False  # translate column 2 -> column 1
+    max_pairs: int = 0  # 0 = all; else the first N pairs of the hash order
+    validation_fraction: float = 0.05
+    test_fraction: float = 0.05
+    vocabulary_size: int = 4000  # SentencePiece pieces per language
+    max_length: int = 48  # pieces kept per side (decoder: incl. BOS/EOS)
+    bucket_boundaries: str = "12,16,24,32,48"  # padded lengths of the buckets
+    # optimisation
+    batch_size: int = 64
+    epochs: int = 8  # passes over the training split (at most)
+    learning_rate: float = 2e-3
+    warmup_steps: int = 200
+    clipnorm: float = 1.0
+    steps_per_period: int = 250  # validation, early stopping and checkpoint
+    patience: int = 3  # periods without a better validation loss
+    seed: int = 1
+    mixed_precision: str = "none"  # none | mixed_float16 | mixed_bfloat16
+    jit_compile: bool = False
+    # evaluation and export
+    beam_size: int = 1
+    length_penalty: float = 0.6
+    max_output_length: int = 48
+    eval_max_sentences: int = 0  # 0 = the whole test split
+    num_samples: int = 5
+    samples_every: int = 1  # periods between TensorBoard samples
+    # logging and output
+    log_every: int = 50
+    profile_batch: str = "30,35"  # "" = no profiler trace
+    output_dir: str = ""
+    run_dir: str = ""
+    verbose: int = 2
+    stop_after_steps: int = 0  # TEST ONLY: raise after N steps (resume tests)
+
+
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+
+
+def parse_config(config_cls, sizes, argv=None, description=""):
+    """Builds `config_cls` from defaults, a named size and flags, in that order.
+
+    Every dataclass field is a flag (`--hidden_dim 256`, booleans as
+    `--jit_compile` / `--no-jit_compile`); `--size NAME` picks a row of
+    `sizes` and `--smoke` is `--size smoke`. Flags given explicitly win.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--size", choices=sorted(sizes), default="default")
+    parser.add_argument("--smoke", action="store_true", help="same as --size smoke")
+    for field in dataclasses.fields(config_cls):
+        flag = f"--{field.name}"
+        if field.type in (bool, "bool"):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+        elif field.name == "mixed_precision":
+            parser.add_argument(flag, choices=MIXED_PRECISION, default=None)
+        else:
+            kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
+            parser.add_argument(flag, type=kind, default=None)
+    args = parser.parse_args(argv)
+    size = "smoke" if args.smoke else args.size
+    values = dict(sizes.get(size, {}))
+    for field in dataclasses.fields(config_cls):
+        given = getattr(args, field.name)
+        if given is not None:
+            values[field.name] = given
+    config = config_cls(**values)
+    return config, size
+
+
+def check_config(config):
+    """Errors that name the flag, the value received and what would be right."""
+    if config.mixed_precision not in MIXED_PRECISION:
+        raise ValueError(
+            f"--mixed_precision must be one of {MIXED_PRECISION}; received "
+            f"{config.mixed_precision!r}"
+        )
+    for name in ("batch_size", "epochs", "steps_per_period", "vocabulary_size",
+                 "max_length", "max_output_length", "beam_size", "log_every"):
+        if getattr(config, name) <= 0:
+            raise ValueError(
+                f"--{name} must be a positive integer; received {getattr(config, name)}"
+            )
+    boundaries = bucket_boundaries(config)
+    if boundaries[-1] < config.max_length:
+        raise ValueError(
+            f"--bucket_boundaries must end at or above --max_length "
+            f"({config.max_length}); received {config.bucket_boundaries!r}"
+        )
+    if config.corpus and not os.path.exists(config.corpus):
+        raise ValueError(f"--corpus must be an existing file; received {config.corpus!r}")
+    if getattr(config, "use_cudnn", False) is True and config.jit_compile:
+        raise ValueError(
+            "--use_cudnn and --jit_compile cannot be combined: cuDNN kernels "
+            "cannot be compiled with XLA (keras-team/keras#18456); received both"
+        )
+
+
+def bucket_boundaries(config):
+    try:
+        values = tuple(int(b) for b in config.bucket_boundaries.split(",") if b.strip())
+    except ValueError:
+        values = ()
+    if not values or list(values) != sorted(set(values)) or values[0] <= 0:
+        raise ValueError(
+            "--bucket_boundaries must be increasing positive integers separated "
+            f"by commas, e.g. '12,16,24,32,48'; received {config.bucket_boundaries!r}"
+        )
+    return values
+
+
+def profile_batch(config):
+    if not config.profile_batch:
+        return 0
+    first, last = (int(x) for x in config.profile_batch.split(","))
+    return (first, last)
+
+
+def setup(config):
+    """Seeds, dtype policy and output folders; returns (output_dir, run_dir)."""
+    if keras.backend.backend() != "tensorflow":
+        raise SystemExit(
+            "the translation recipes need the TensorFlow backend (tf.data, "
+            f"SavedModel export); received KERAS_BACKEND={keras.backend.backend()}"
+        )
+    check_config(config)
+    keras.backend.clear_session()  # fresh layer names: backups load by name
+    keras.utils.set_random_seed(config.seed)
+    if config.mixed_precision != "none":
+        keras.config.set_dtype_policy(config.mixed_precision)
+    os.makedirs(config.output_dir, exist_ok=True)
+    os.makedirs(config.run_dir, exist_ok=True)
+    return config.output_dir, config.run_dir
+
+
+# ---------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TranslationData:
+    split: translation.SplitPairs
+    source_tokenizer: object
+    target_tokenizer: object
+    load_summary: translation.LoadSummary
+
+
+def _subset(pairs, max_pairs):
+    return pairs if not max_pairs else pairs[:max_pairs]
+
+
+def load_data(config, run_dir):
+    """Loads, splits and tokenizes; tokenizers come from the training split.
+
+    The tokenizer protos are kept in `run_dir` so that a resumed run uses
+    exactly the same vocabulary.
+    """
+    import keras_hub
+
+    if config.corpus:
+        pairs, summary = translation.load_sentence_pairs(config.corpus, strict=config.strict)
+    else:
+        pairs, summary = translation.load_de_en_pairs()
+    print(f"data: {summary.describe()}")
+    if not pairs:
+        raise SystemExit(f"no usable sentence pairs in {summary.path}")
+    if config.reverse:
+        pairs = [(t, s) for s, t in pairs]
+    split = translation.split_pairs(
+        pairs, config.validation_fraction, config.test_fraction
+    )
+    if config.max_pairs:
+        # Shrink each split in proportion, keeping the hash order.
+        total = len(split.train) + len(split.validation) + len(split.test)
+        keep = lambda part: max(1, round(len(part) * config.max_pairs / total))  # noqa: E731
+        split = translation.SplitPairs(
+            *(part[: keep(part)] for part in split)
+        )
+    print(
+        f"split: train {len(split.train)}, validation {len(split.validation)}, "
+        f"test {len(split.test)} (by a hash of the source sentence)"
+    )
+    tokenizers = []
+    for side, index in (("source", 0), ("target", 1)):
+        path = os.path.join(run_dir, f"{side}.spm")
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                tokenizer = keras_hub.tokenizers.SentencePieceTokenizer(
+                    proto=f.read(), dtype="int32"
+                )
+        else:
+            tokenizer = translation.train_sentence_piece(
+                [pair[index] for pair in split.train], config.vocabulary_size
+            )
+            with open(path + ".tmp", "wb") as f:
+                f.write(tokenizer.proto)
+            os.replace(path + ".tmp", path)
+        tokenizers.append(tokenizer)
+    print(
+        f"tokenizers: SentencePiece unigram, {tokenizers[0].vocabulary_size()} "
+        f"source / {tokenizers[1].vocabulary_size()} target pieces (training split only)"
+    )
+    return TranslationData(split, tokenizers[0], tokenizers[1], summary)
+
+
+def make_dataset(config, data, pairs, shuffle_seed=None, skip_batches=0):
+    """The training stream (with `shuffle_seed`) or an evaluation pass."""
+    dataset = translation.make_translation_dataset(
+        pairs,
+        data.source_tokenizer,
+        data.target_tokenizer,
+        config.batch_size,
+        max_source_length=config.max_length,
+        max_target_length=config.max_length,
+        shuffle_seed=shuffle_seed,
+        skip_batches=skip_batches,
+        bucket_boundaries=bucket_boundaries(config),
+    )
+    if shuffle_seed is not None:
+        return dataset
+    import tensorflow as tf
+
+    # A known length spares Keras' "ran out of data" warning after a pass.
+    dataset = dataset.cache()
+    length = int(dataset.reduce(0, lambda n, _: n + 1))
+    return dataset.apply(tf.data.experimental.assert_cardinality(length))
+
+
+# ---------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by `--stop_after_steps` (tests of resume)."""
+
+
+class StopAfterSteps(keras.callbacks.Callback):
+    """TEST ONLY: raises after `steps` training steps, like a killed run."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+
+    def on_train_batch_end(self, batch, logs=None):
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if done >= self.steps:
+            raise TrainingInterrupted(f"stopped after {done} steps (--stop_after_steps)")
+
+
+def compile_model(model, config, total_steps):
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=0.0,
+        decay_steps=max(1, total_steps - config.warmup_steps),
+        alpha=0.05,
+        warmup_target=config.learning_rate,
+        warmup_steps=config.warmup_steps,
+    )
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=schedule, clipnorm=config.clipnorm),
+        loss=keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True, reduction="mean_with_sample_weight"
+        ),
+        weighted_metrics=[
+            keras.metrics.SparseCategoricalAccuracy(name="accuracy"),
+            TokenCount(name="tokens"),
+        ],
+        jit_compile=config.jit_compile,
+    )
+
+
+def train(model, config, data, run_dir, extra_callbacks=()):
+    """Fits with exact resume; returns a dict of training measurements.
+
+    One Keras "epoch" is a period of `steps_per_period` steps over an endless
+    deterministic stream of shuffled epochs; validation, early stopping and
+    the backup happen at the end of each period. A restarted run resumes at
+    the last backup and reads the stream from the same batch on.
+    """
+    from kzoo.training.tensorboard import TrainingScalars
+
+    boundaries = bucket_boundaries(config)
+    batches_per_epoch = translation.count_batches(
+        data.split.train, config.batch_size, data.source_tokenizer,
+        data.target_tokenizer, max_source_length=config.max_length,
+        max_target_length=config.max_length, bucket_boundaries=boundaries,
+    )
+    total_steps = config.epochs * batches_per_epoch
+    periods = math.ceil(total_steps / config.steps_per_period)
+    compile_model(model, config, total_steps)
+    backup_dir = os.path.join(run_dir, "backup")
+    start_step = resumed_step(backup_dir, config.steps_per_period)
+    if start_step:
+        print(f"resuming from the backup in {backup_dir} at step {start_step}")
+    train_stream = make_dataset(
+        config, data, data.split.train, shuffle_seed=config.seed, skip_batches=start_step
+    )
+    validation = make_dataset(config, data, data.split.validation)
+    log_dir = os.path.join(run_dir, "tensorboard")
+    callbacks = [
+        ResumableEarlyStopping(
+            os.path.join(run_dir, "early_stopping"),
+            monitor="val_loss",
+            patience=config.patience,
+            restore_best_weights=True,
+        ),
+        make_backup_callback(backup_dir),
+        keras.callbacks.TensorBoard(
+            log_dir, update_freq=config.log_every,
+            profile_batch=profile_batch(config), write_graph=False,
+        ),
+        TrainingScalars(log_dir, update_freq=config.log_every, batch_size=config.batch_size),
+        *extra_callbacks,
+    ]
+    if config.stop_after_steps:
+        callbacks.append(StopAfterSteps(config.stop_after_steps))
+    print(
+        f"training: {batches_per_epoch} batches a pass, at most {config.epochs} "
+        f"passes = {total_steps} steps in {periods} periods of "
+        f"{config.steps_per_period}"
+    )
+    start = time.perf_counter()
+    history = model.fit(
+        train_stream,
+        steps_per_epoch=config.steps_per_period,
+        epochs=periods,
+        validation_data=validation,
+        callbacks=callbacks,
+        shuffle=False,  # the stream is shuffled, deterministically
+        verbose=config.verbose,
+    )
+    seconds = time.perf_counter() - start
+    val_losses = history.history.get("val_loss", [])
+    best = int(np.argmin(val_losses)) if val_losses else -1
+    steps_run = len(history.history.get("loss", [])) * config.steps_per_period
+    return {
+        "train_seconds": seconds,
+        "steps_this_run": steps_run,
+        "resumed_from_step": start_step,
+        "batches_per_epoch": batches_per_epoch,
+        "periods_run": len(val_losses),
+        "best_val_loss": float(val_losses[best]) if val_losses else None,
+        "best_period": best + 1 + start_step // config.steps_per_period,
+        "train_sentences_per_second": steps_run * config.batch_size / seconds,
+        "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
+    }
+
+
+# ---------------------------------------------------------------------------
+# Scoring and artefacts
+# ---------------------------------------------------------------------------
+
+
+def make_translator(model, config, data):
+    from kzoo.export.translator import Translator
+
+    return Translator(
+        model,
+        data.source_tokenizer,
+        data.target_tokenizer,
+        max_input_length=config.max_length,
+        max_output_length=config.max_output_length,
+        beam_size=config.beam_size,
+        length_penalty=config.length_penalty,
+    )
+
+
+def score(model, config, data, translator):
+    """Test loss, BLEU and chrF (sacrebleu, detokenized), inference speed."""
+    import sacrebleu
+
+    test = data.split.test
+    if config.eval_max_sentences:
+        test = test[: config.eval_max_sentences]
+    test_results = model.evaluate(
+        make_dataset(config, data, test), return_dict=True, verbose=0
+    )
+    sources = [s for s, _ in test]
+    references = [t for _, t in test]
+    translator(sources[:2])  # trace and compile once, outside the timing
+    start = time.perf_counter()
+    hypotheses = translator(sources)
+    seconds = time.perf_counter() - start
+    bleu_metric, chrf_metric = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
+    bleu = bleu_metric.corpus_score(hypotheses, [references])
+    chrf = chrf_metric.corpus_score(hypotheses, [references])
+    return {
+        "test_loss": float(test_results["loss"]),
+        "test_token_accuracy": float(test_results["accuracy"]),
+        "test_sentences": len(test),
+        "bleu": round(bleu.score, 2),
+        "chrf": round(chrf.score, 2),
+        "bleu_signature": bleu_metric.get_signature().format(),
+        "chrf_signature": chrf_metric.get_signature().format(),
+        "inference_sentences_per_second": len(test) / seconds,
+        "beam_size": config.beam_size,
+    }, list(zip(sources, hypotheses, references))
+
+
+def print_samples(samples, count):
+    print("sample translations (test split):")
+    for source, hypothesis, reference in samples[:count]:
+        print(f"  source:     {source}")
+        print(f"  model:      {hypothesis}")
+        print(f"  reference:  {reference}")
+
+
+def save_artefacts(model, config, size, translator, metrics, output_dir, data):
+    """model.keras, saved_model/ (strings -> strings), config.json, metrics.json."""
+    model.save(os.path.join(output_dir, "model.keras"))
+    for side, tokenizer in (("source", data.source_tokenizer), ("target", data.target_tokenizer)):
+        with open(os.path.join(output_dir, f"{side}.spm"), "wb") as f:
+            f.write(tokenizer.proto)
+    saved_model = os.path.join(output_dir, "saved_model")
+    translator.export(saved_model)
+    with open(os.path.join(output_dir, "config.json"), "w") as f:
+        json.dump({"size": size, **dataclasses.asdict(config)}, f, indent=2)
+    with open(os.path.join(output_dir, "metrics.json"), "w") as f:
+        json.dump(metrics, f, indent=2)
+    return saved_model
+
+
+def tensorboard_samples(config, data, translator, attention_fn, run_dir):
+    """The callback that writes sample translations and attention maps."""
+    from kzoo.training.tensorboard import TranslationSamples
+
+    samples = data.split.validation[: config.num_samples]
+    return TranslationSamples(
+        os.path.join(run_dir, "tensorboard"),
+        [s for s, _ in samples],
+        translate_fn=lambda sentences: translator(sentences),
+        attention_fn=attention_fn,
+        references=[t for _, t in samples],
+        every_n_epochs=config.samples_every,
+    )
+
+
+def attention_maps(model, config, data, translator):
+    """(source pieces, output pieces, weights (T, S)) for each sentence.
+
+    Uses the model's `attention_weights(inputs)`, teacher-forced on the
+    translator's output; `None` for models without it.
+    """
+    if not hasattr(model, "attention_weights"):
+        return None
+
+    def fn(sentences):
+        maps = []
+        # The translator's compiled greedy decoding, then one teacher-forced
+        # pass on its output for the weights (no per-shape recompilation).
+        outputs = translator(sentences)
+        for sentence, output in zip(sentences, outputs):
+            ids = np.asarray(data.source_tokenizer(sentence), "int32")
+            ids = ids[: config.max_length][None, :]  # (1, S)
+            out = np.asarray(data.target_tokenizer(output), "int32")
+            out = out[: config.max_output_length - 1]
+            decoder = np.concatenate([[translation.BOS_ID], out]).astype("int32")
+            weights = model.attention_weights({
+                "encoder_token_ids": ids,
+                "encoder_padding_mask": ids > 0,
+                "decoder_token_ids": decoder[None, :],
+                "decoder_padding_mask": np.ones((1, len(decoder)), bool),
+            })  # (1, T, S)
+            to_pieces = lambda tokenizer, xs: [  # noqa: E731
+                tokenizer.id_to_token(int(x)) for x in xs
+            ]
+            maps.append((
+                to_pieces(data.source_tokenizer, ids[0]),
+                to_pieces(data.target_tokenizer, list(out) + [translation.EOS_ID]),
+                np.asarray(keras.ops.convert_to_numpy(weights))[0],
+            ))
+        return maps
+
+    return fn
+
+
+def environment():
+    import platform
+
+    import tensorflow as tf
+
+    return {
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "backend": keras.backend.backend(),
+        "cpu_count": os.cpu_count(),
+        "gpus": len(tf.config.list_physical_devices("GPU")),
+        "command": " ".join([os.path.basename(sys.executable)] + sys.argv),
+    }
