@@ -8,3 +8,4 @@ from kzoo.layers.sparse.relative_multi_head_attention import RelativeMultiHeadAt
 from kzoo.layers.sparse.performer_attention import PerformerAttention
 from kzoo.layers.sparse.linformer_attention import LinformerAttention
 from kzoo.layers.sparse.bigbird_attention import BigBirdAttention
+from kzoo.layers.sparse.sparse_transformer_attention import SparseTransformerAttention

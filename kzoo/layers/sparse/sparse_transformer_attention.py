@@ -1,0 +1,219 @@
+"""Sparse Transformer causal attention: strided and fixed patterns, blockwise.
+
+Einsum letters used in this file:
+    B batch, N heads, H key_dim, V value_dim, i query block and j key block
+    (nb blocks of `stride` = l rows), a row of a query block, k key column of
+    the local window, e summary column.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.layers.attention.masking import masked_softmax
+from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.sparse.blocking import neighbour_blocks
+from kzoo.layers.sparse.blocking import pad_axis
+from kzoo.layers.sparse.blocking import padded_length
+from kzoo.utils.validation import as_bool_mask
+from kzoo.utils.validation import check_one_of
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import check_same_dims
+from kzoo.utils.validation import static_shape
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class SparseTransformerAttention(MultiHeadAttention):
+    """Causal factorized self-attention with the strided or fixed pattern.
+
+    Implements the attention of "Generating Long Sequences with Sparse
+    Transformers" (Child, Gray, Radford and Sutskever, 2019), in its
+    "merged head" form: every head attends to the union of the pattern's
+    two factors. With stride l, query t sees key s <= t when
+
+    - `pattern="strided"`: t - s < l (the previous l tokens) or
+      (t - s) is a multiple of l;
+    - `pattern="fixed"`: s is in t's block of l tokens (floor(s / l) ==
+      floor(t / l)) or s is one of the last `num_summary` tokens of a block
+      (s mod l >= l - num_summary).
+
+    Computed blockwise, never as an n x n tensor: the local factor as
+    (l x 2l) or (l x l) blocks, the strided factor as attention along the
+    columns of the (n / l, l) reshaped sequence, the fixed factor's summary
+    keys gathered once; both factors share one float32 softmax. Time and
+    memory O(n * (l + n / l)), O(n * sqrt(n)) with l ~ sqrt(n).
+    `attention_pattern(sequence_length)` returns the equivalent dense mask.
+
+    Same variables, in the same order, as `kzoo.layers.MultiHeadAttention`
+    and `keras.layers.MultiHeadAttention`. Sequences whose length is not a
+    multiple of `stride` are padded inside and the padding cut from the
+    output.
+
+    Args:
+        num_heads: number of attention heads N.
+        key_dim: size H of each head for query and key.
+        pattern: "strided" or "fixed".
+        stride: the block length / stride l.
+        num_summary: for "fixed", the c summary tokens at the end of each
+            block (1 <= c <= stride); ignored for "strided".
+        **kwargs: `value_dim`, `dropout`, `use_bias`, `output_dim`,
+            `kernel_initializer`, `bias_initializer`, `seed` as for
+            `MultiHeadAttention`, and base layer arguments.
+
+    Call arguments:
+        query: (B, T, D), the sequence (causal self-attention only).
+        padding_mask: (B, T) bool, True for real tokens.
+        training: whether dropout is active.
+
+    Returns:
+        (B, T, output_dim). A row that sees no real token gets zero
+        attention (the output bias only), never NaN.
+
+    Example:
+
+    >>> layer = SparseTransformerAttention(num_heads=2, key_dim=8,
+    ...                                    pattern="fixed", stride=4)
+    >>> layer(keras.random.normal((2, 16, 16))).shape
+    (2, 16, 16)
+    """
+
+    def __init__(
+        self, num_heads, key_dim, pattern="strided", stride=16, num_summary=1, **kwargs
+    ):
+        super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
+        self.pattern = check_one_of("pattern", pattern, {"strided", "fixed"})
+        self.stride = check_positive_int("stride", stride)
+        self.num_summary = check_positive_int("num_summary", num_summary)
+        if self.num_summary > self.stride:
+            raise ValueError(
+                f"`num_summary` must be at most `stride` ({self.stride}); "
+                f"received {num_summary}"
+            )
+
+    def build(self, query_shape, padding_mask_shape=None):
+        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
+        super().build(query_shape)
+
+    def attention_pattern(self, sequence_length):
+        """The dense causal (T, T) boolean mask of the pattern (for tests)."""
+        t = np.arange(sequence_length)[:, None]
+        s = np.arange(sequence_length)[None, :]
+        l = self.stride
+        if self.pattern == "strided":
+            allowed = ((t - s) < l) | ((t - s) % l == 0)
+        else:
+            allowed = (s // l == t // l) | (s % l >= l - self.num_summary)
+        return allowed & (s <= t)
+
+    def call(self, query, padding_mask=None, training=None):
+        shape = static_shape(query)
+        check_rank("query", shape, 3, "(batch, sequence_length, dim)")
+        length = shape[1]
+        if length is None:
+            raise ValueError(
+                "SparseTransformerAttention needs a static sequence length; "
+                f"received `query` of shape {shape}"
+            )
+        if padding_mask is not None:
+            check_same_dims(
+                "padding_mask",
+                static_shape(padding_mask),
+                (shape[0], length),
+                "(batch_size, sequence_length)",
+            )
+        l = self.stride
+        padded = padded_length(length, l)
+        nb, extra = padded // l, padded - length
+        n_heads = self.num_heads
+        batch = ops.shape(query)[0]
+        if padding_mask is None:
+            valid = ops.ones((batch, length), "bool")
+        else:
+            valid = as_bool_mask(padding_mask)
+        valid = ops.reshape(pad_axis(valid, 1, 0, extra, False), (-1, 1, nb, l))
+
+        def blocks(x):  # (B, T, N, F) -> (B, N, nb, l, F)
+            x = ops.reshape(pad_axis(x, 1, 0, extra), (-1, nb, l) + tuple(x.shape[2:]))
+            return ops.transpose(x, (0, 3, 1, 2, 4))
+
+        q = self._query_dense(query)  # (B, T, N, H)
+        q = blocks(ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype)))
+        k = blocks(self._key_dense(query))  # (B, N, nb, l, H)
+        v = blocks(self._value_dense(query))  # (B, N, nb, l, V)
+        a = np.arange(l)[:, None]
+        earlier = np.arange(nb)[:, None] > np.arange(nb)[None, :]  # (i, j): j < i
+
+        if self.pattern == "strided":
+            # Local factor: the previous l tokens, from blocks i-1 and i.
+            k_loc = neighbour_blocks(k, 2, previous=1, following=0)  # (B,N,nb,2l,H)
+            v_loc = neighbour_blocks(v, 2, previous=1, following=0)
+            m_loc = neighbour_blocks(valid, 2, value=False, previous=1, following=0)
+            j = np.arange(2 * l)[None, :]
+            band = (j > a) & (j <= a + l)  # 0 <= t - s < l, as (l, 2l)
+            m_loc = ops.logical_and(m_loc[:, :, :, None, :], band)  # (B,1,nb,l,2l)
+            s_loc = ops.einsum("bniah,bnikh->bniak", q, k_loc)  # (B,N,nb,l,2l)
+            # Strided factor: same row a of every earlier block j < i.
+            s_far = ops.einsum("bniah,bnjah->bniaj", q, k)  # (B,N,nb,l,nb)
+            m_far = ops.logical_and(
+                ops.transpose(valid, (0, 1, 3, 2))[:, :, None],  # (B,1,1,l,nb)
+                earlier[:, None, :],  # (nb, 1, nb)
+            )  # (B, 1, nb, l, nb)
+        else:
+            # Local factor: own block, causal.
+            k_loc, v_loc = k, v
+            m_loc = ops.logical_and(
+                valid[:, :, :, None, :], a >= np.arange(l)[None, :]
+            )  # (B, 1, nb, l, l)
+            s_loc = ops.einsum("bniah,bnikh->bniak", q, k)  # (B,N,nb,l,l)
+            # Summary factor: last c tokens of every earlier block.
+            c = self.num_summary
+            k_sum = ops.reshape(k[:, :, :, l - c :], (-1, n_heads, nb * c, k.shape[-1]))
+            v_sum = ops.reshape(v[:, :, :, l - c :], (-1, n_heads, nb * c, v.shape[-1]))
+            s_far = ops.einsum("bniah,bneh->bniae", q, k_sum)  # (B,N,nb,l,nb*c)
+            m_sum = ops.reshape(valid[:, :, :, l - c :], (-1, 1, 1, 1, nb * c))
+            m_far = ops.logical_and(
+                m_sum, np.repeat(earlier, c, axis=1)[:, None, :]
+            )  # (B, 1, nb, l, nb*c)
+
+        width = s_loc.shape[-1]
+        probs = masked_softmax(
+            ops.concatenate([s_loc, s_far], axis=-1),
+            ops.concatenate(
+                [
+                    ops.broadcast_to(m_loc, (batch, 1, nb, l, width)),
+                    ops.broadcast_to(m_far, (batch, 1, nb, l, s_far.shape[-1])),
+                ],
+                axis=-1,
+            ),
+        )  # (B, N, nb, l, width + far), float32
+        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
+        p_loc, p_far = probs[..., :width], probs[..., width:]
+        out = ops.einsum("bniak,bnikv->bniav", p_loc, v_loc)  # (B, N, nb, l, V)
+        if self.pattern == "strided":
+            out = out + ops.einsum("bniaj,bnjav->bniav", p_far, v)
+        else:
+            out = out + ops.einsum("bniae,bnev->bniav", p_far, v_sum)
+        out = ops.transpose(out, (0, 2, 3, 1, 4))  # (B, nb, l, N, V)
+        out = ops.reshape(out, (-1, padded, n_heads, out.shape[-1]))[:, :length]
+        return self._output_dense(out)  # (B, T, D_out)
+
+    def compute_output_shape(self, query_shape, padding_mask_shape=None):
+        out_dim = self.output_dim or query_shape[-1]
+        return (query_shape[0], query_shape[1], out_dim)
+
+    def compute_output_spec(self, query, **kwargs):
+        return keras.KerasTensor(
+            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+        )
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "pattern": self.pattern,
+                "stride": self.stride,
+                "num_summary": self.num_summary,
+            }
+        )
+        return config
