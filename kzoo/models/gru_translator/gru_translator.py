@@ -239,11 +239,17 @@ class GRUTranslator(keras.Model):
     # -- decoding -----------------------------------------------------------
 
     def _decode_step(self, token_ids, state, memory, projected, mask):
-        """(B,) previous tokens -> float32 log-probabilities (B, V)."""
+        """(B,) previous tokens -> float32 log-probabilities (B, V).
+
+        The padding id 0 gets log-probability -1e9.
+        """
         y = self.target_embedding(token_ids)  # (B, E)
         out, _, state = self.decoder.step(y, state, memory, projected, mask)
         logits = ops.cast(self.logits_dense(out), "float32")  # (B, V)
-        return ops.log_softmax(logits, axis=-1), state
+        log_probs = ops.log_softmax(logits, axis=-1)
+        # Id 0 is padding: never generated before the end token.
+        is_pad = ops.arange(self.target_vocabulary_size) == 0
+        return ops.where(is_pad, _NEG, log_probs), state
 
     def _greedy(self, memory, mask, state, max_length, start_id, end_id):
         batch = ops.shape(memory)[0]
@@ -401,11 +407,6 @@ class GRUTranslator(keras.Model):
         start_token_id = check_non_negative_int("start_token_id", start_token_id)
         end_token_id = check_non_negative_int("end_token_id", end_token_id)
         beam_size = check_positive_int("beam_size", beam_size)
-        if beam_size > self.target_vocabulary_size:
-            raise ValueError(
-                "`beam_size` must be <= target_vocabulary_size "
-                f"({self.target_vocabulary_size}); received {beam_size}"
-            )
         if not isinstance(length_penalty, (int, float)) or length_penalty < 0:
             raise ValueError(
                 "`length_penalty` must be a number >= 0; received "
