@@ -277,9 +277,10 @@ def train_sentence_piece(
     )
 
 
-def _tokenized_dataset(
+def _tokenize_fn(
     pairs, source_tokenizer, target_tokenizer, max_source_length, max_target_length
 ):
+    """Returns `(count, fn)`: `fn(index)` -> the tokenized example `index`."""
     import tensorflow as tf
 
     sources = tf.constant([s for s, _ in pairs], dtype=tf.string)
@@ -287,9 +288,9 @@ def _tokenized_dataset(
     bos = tf.constant([BOS_ID], tf.int32)
     eos = tf.constant([EOS_ID], tf.int32)
 
-    def tokenize(source, target):
-        source_ids = tf.cast(source_tokenizer(source), tf.int32)
-        target_ids = tf.cast(target_tokenizer(target), tf.int32)
+    def tokenize(index):
+        source_ids = tf.cast(source_tokenizer(sources[index]), tf.int32)
+        target_ids = tf.cast(target_tokenizer(targets[index]), tf.int32)
         # Truncate: the encoder sees at most `max_source_length` pieces, the
         # decoder `max_target_length` positions ([BOS] + pieces / pieces +
         # [EOS]). A truncated target keeps its [EOS] so that the model still
@@ -300,9 +301,7 @@ def _tokenized_dataset(
         labels = tf.concat([target_ids, eos], axis=0)
         return source_ids, decoder_ids, labels
 
-    return tf.data.Dataset.from_tensor_slices((sources, targets)).map(
-        tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
-    )
+    return len(pairs), tokenize
 
 
 def _to_model_batch(source_ids, decoder_ids, labels):
@@ -415,20 +414,30 @@ def make_translation_dataset(
             f"{max(max_source_length, max_target_length)}; received "
             f"{bucket_boundaries}"
         )
-    tokenized = _tokenized_dataset(
+    count, tokenize = _tokenize_fn(
         pairs, source_tokenizer, target_tokenizer, max_source_length, max_target_length
-    ).cache()
+    )
+
+    def examples(indices):
+        return indices.map(
+            tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
+
     if shuffle_seed is None:
-        batches = _bucketed(tokenized, batch_size, bucket_boundaries)
+        batches = _bucketed(
+            examples(tf.data.Dataset.range(count)), batch_size, bucket_boundaries
+        )
     else:
-        count = len(pairs)
-        seed = int(shuffle_seed)
+        seed = tf.constant(int(shuffle_seed), tf.int64)
 
         def epoch(e):
-            shuffled = tokenized.shuffle(
-                count, seed=seed * 1_000_003 + e, reshuffle_each_iteration=False
+            # A stateless shuffle keyed by (seed, epoch): the same order in
+            # every process, whatever the global random state.
+            order = tf.random.experimental.stateless_shuffle(
+                tf.range(count, dtype=tf.int64), seed=tf.stack([seed, e])
             )
-            return _bucketed(shuffled, batch_size, bucket_boundaries)
+            indices = tf.data.Dataset.from_tensor_slices(order)
+            return _bucketed(examples(indices), batch_size, bucket_boundaries)
 
         batches = tf.data.Dataset.range(2**62).flat_map(epoch)
         if skip_batches:
