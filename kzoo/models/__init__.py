@@ -2,3 +2,4 @@
 from kzoo.models.gru_translator import GRUTranslator
 from kzoo.models.transformer_encoder import TransformerEncoder
 from kzoo.models.bert import BertEncoder, BertMaskedLM, BertClassifier
+from kzoo.models.transformer_lm import TransformerLM

@@ -1,0 +1,1 @@
+from kzoo.models.transformer_lm.transformer_lm import TransformerLM

@@ -1,0 +1,239 @@
+"""A decoder-only Transformer language model with cached generation.
+
+Letters: B batch, T length, D `hidden_dim`, V vocabulary, L layers,
+S_max cache length, N heads, H head size.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
+from kzoo.models import generation
+from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
+from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rate
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class TransformerLM(keras.Model):
+    """A GPT-style causal language model.
+
+    The decoder of "Attention Is All You Need" (Vaswani et al., 2017) without
+    cross-attention, trained as a left-to-right LM as in "Improving Language
+    Understanding by Generative Pre-Training" (Radford et al., 2018): token
+    plus learned position embeddings, `num_layers` causal
+    `TransformerDecoderBlock`s (pre-LN by default, with a final LayerNorm),
+    and an output projection tied to the token embedding. Logits are
+    float32 under any dtype policy.
+
+    Layers as attributes: `token_embedding`, `position_embedding`,
+    `transformer_layers` (list), `final_layer_norm` (None for post-LN).
+
+    Args:
+        vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim:
+            sizes; `num_heads` must divide `hidden_dim`.
+        max_sequence_length: number of positions (also the longest
+            generation).
+        dropout: dropout rate.
+        normalize_first: pre-LN (default) or post-LN.
+        activation: feed-forward activation.
+
+    Inputs (dict): `token_ids` (B, T) int, `padding_mask` (B, T) bool.
+
+    Returns:
+        (B, T, V) float32 next-token logits.
+
+    Generation: `generate({"token_ids", "padding_mask"}, max_length,
+    end_token_id, sampler)` with right-padded prompts (see `generate`).
+
+    Example:
+
+    >>> lm = TransformerLM(50, 2, 2, 16, 32, max_sequence_length=32)
+    >>> lm.generate({"token_ids": np.array([[3, 4, 0, 0]]),
+    ...              "padding_mask": np.array([[1, 1, 0, 0]], bool)},
+    ...             max_length=8).shape
+    (1, 8)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        max_sequence_length=512,
+        dropout=0.1,
+        normalize_first=True,
+        activation="gelu",
+        dtype=None,
+        **kwargs,
+    ):
+        check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
+        check_positive_int("max_sequence_length", max_sequence_length)
+        check_rate("dropout", dropout)
+
+        # === Layers ===
+        self.token_embedding = keras.layers.ReversibleEmbedding(
+            vocabulary_size, hidden_dim, reverse_dtype="float32",
+            embeddings_initializer="glorot_uniform", dtype=dtype, name="token_embedding",
+        )
+        self.position_embedding = PositionEmbedding(
+            max_sequence_length, dtype=dtype, name="position_embedding"
+        )
+        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
+        self.transformer_layers = [
+            TransformerDecoderBlock(
+                num_heads, intermediate_dim, dropout=dropout, activation=activation,
+                normalize_first=normalize_first, dtype=dtype, name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+        self.final_layer_norm = (
+            keras.layers.LayerNormalization(epsilon=1e-5, dtype=dtype, name="final_layer_norm")
+            if normalize_first
+            else None
+        )
+
+        # === Functional graph ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
+        tokens = self.token_embedding(token_ids)  # (B, T, D)
+        x = self.embeddings_dropout(ops.add(tokens, self.position_embedding(tokens)))
+        for layer in self.transformer_layers:
+            x = layer(x, decoder_padding_mask=padding_mask)  # (B, T, D)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
+        logits = self.token_embedding(x, reverse=True)  # (B, T, V) float32
+        super().__init__(
+            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            outputs=logits,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.max_sequence_length = max_sequence_length
+        self.dropout = dropout
+        self.normalize_first = normalize_first
+        self.activation = activation
+
+    def call(self, inputs, training=None, mask=None):
+        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        return super().call(inputs, training=training, mask=mask)
+
+    # -- cached decoding ----------------------------------------------------
+
+    def empty_cache(self, batch_size, max_length):
+        """(B, L, 2, S_max, N, H) zeros in the compute dtype."""
+        head = self.hidden_dim // self.num_heads
+        return ops.zeros(
+            (batch_size, self.num_layers, 2, max_length, self.num_heads, head),
+            dtype=self.compute_dtype,
+        )
+
+    def call_with_cache(self, token_ids, cache, cache_update_index):
+        """Runs (B, T) tokens at positions `cache_update_index`...; returns
+        float32 logits (B, T, V) and the updated cache."""
+        tokens = self.token_embedding(token_ids)  # (B, T, D)
+        x = ops.add(tokens, self.position_embedding(tokens, start_index=cache_update_index))
+        caches = []
+        for i, layer in enumerate(self.transformer_layers):
+            x, layer_cache = layer(
+                x,
+                self_attention_cache=cache[:, i],
+                self_attention_cache_update_index=cache_update_index,
+            )
+            caches.append(layer_cache)
+        if self.final_layer_norm is not None:
+            x = self.final_layer_norm(x)
+        return self.token_embedding(x, reverse=True), ops.stack(caches, axis=1)
+
+    def generate(self, inputs, max_length, end_token_id=None, sampler="greedy", padding_token_id=0):
+        """Continues right-padded prompts up to `max_length` tokens.
+
+        Args:
+            inputs: dict with `token_ids` (B, T0) int and `padding_mask`
+                (B, T0) bool (True for prompt tokens; each prompt starts at
+                position 0 and has at least one token).
+            max_length: total length of the output, prompt included.
+            end_token_id: stop once every row generated it; tokens after it
+                become `padding_token_id`.
+            sampler: "greedy", "top_k", "beam" or a keras_hub Sampler.
+
+        Returns:
+            (B, max_length) int32 token ids (prompt tokens kept).
+        """
+        generation.check_generate_args(max_length, end_token_id)
+        if max_length > self.max_sequence_length:
+            raise ValueError(
+                f"`max_length` must be <= max_sequence_length "
+                f"({self.max_sequence_length}); received {max_length}"
+            )
+        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        token_ids = np.asarray(ops.convert_to_numpy(inputs["token_ids"])).astype("int32")
+        mask = inputs.get("padding_mask")
+        mask = np.ones_like(token_ids, bool) if mask is None else np.asarray(
+            ops.convert_to_numpy(mask)).astype(bool)
+        if token_ids.shape[1] > max_length:
+            raise ValueError(
+                f"`max_length` ({max_length}) must be >= the prompt length "
+                f"{token_ids.shape[1]}"
+            )
+        pad = ((0, 0), (0, max_length - token_ids.shape[1]))
+        token_ids = np.pad(token_ids, pad, constant_values=padding_token_id)
+        mask = np.pad(mask, pad, constant_values=False)
+        sampler_obj = generation.resolve_sampler(self, sampler)
+        key = ("lm", generation.sampler_key(sampler), end_token_id, padding_token_id)
+
+        def build_step(sampler_obj):
+            def step(inputs):
+                prompt, prompt_mask = inputs["token_ids"], inputs["padding_mask"]
+                cache = self.empty_cache(ops.shape(prompt)[0], max_length)
+
+                def next(prompt, cache, index):
+                    batch = ops.shape(prompt)[0]
+                    last = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1)
+                    logits, cache = self.call_with_cache(last, cache, index - 1)
+                    return logits[:, 0], None, cache
+
+                out = sampler_obj(
+                    next, prompt, cache=cache, index=1, mask=prompt_mask,
+                    stop_token_ids=None if end_token_id is None else [end_token_id],
+                    model=self,
+                )
+                return generation.mask_after_end(out, end_token_id, prompt_mask, padding_token_id)
+
+            return step
+
+        fn = generation.cached_generate_function(self, key, sampler_obj, build_step)
+        out = fn({"token_ids": token_ids, "padding_mask": mask})
+        return ops.convert_to_numpy(out)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "max_sequence_length": self.max_sequence_length,
+            "dropout": self.dropout,
+            "normalize_first": self.normalize_first,
+            "activation": self.activation,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
