@@ -79,6 +79,12 @@ def _parser():
             "(benchmarks/reference-requirements.txt), e.g. /tmp/hfvenv/bin/python",
         )
         p.add_argument(
+            "--translator-dir",
+            default=None,
+            help="the translator's SavedModel for the end_to_end suite "
+            "(default saved_models/gru_translator/saved_model)",
+        )
+        p.add_argument(
             "--allow-tensorflow",
             action="store_true",
             help="on JAX, let keras-hub import TensorFlow (it is blocked by default)",
@@ -105,6 +111,7 @@ def _options(args):
             options[key] = value
     options["reference_python"] = getattr(args, "reference_python", None)
     options["allow_tensorflow"] = getattr(args, "allow_tensorflow", False)
+    options["translator_dir"] = getattr(args, "translator_dir", None)
     only = getattr(args, "only", None)
     options["only"] = only.split(",") if only else None
     sizes = getattr(args, "sizes", None)

@@ -216,6 +216,8 @@ def run_suite(name, options, log=print):
     wanted = {n for c in configs for n in c.get("kzoo_names", ())}
     found = probe_kzoo(wanted, options) if wanted else {}
     for c in configs:
+        if c.get("unavailable"):
+            stopped.setdefault(c["series"], "unavailable: " + c["unavailable"])
         names = c.get("kzoo_names")
         if names and found is not None and not any(found.get(n) for n in names):
             stopped.setdefault(
@@ -268,7 +270,7 @@ def run_suite(name, options, log=print):
         "backend": options["backend"],
         "device": device,
         "machine": timing.machine_info(),
-        "versions": first.get("versions", {}),
+        "versions": first.get("versions") or installed_versions(),
         "options": {
             k: options.get(k)
             for k in (
@@ -284,6 +286,19 @@ def run_suite(name, options, log=print):
         },
         "results": records,
     }
+
+
+def installed_versions():
+    """Installed library versions, read from package metadata (no import)."""
+    from importlib import metadata
+
+    out = {}
+    for name in ("keras", "keras-hub", "tensorflow", "jax", "jaxlib", "numpy"):
+        try:
+            out[name.replace("-", "_")] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
 
 
 def output_tag(document):

@@ -20,47 +20,66 @@ TITLE = "Attention family: time and memory against sequence length"
 DESCRIPTION = (
     "Self-attention, batch 1, width 256 (4 heads of 64), XLA, forward and "
     "forward+backward. Sparse layers: window / block / bucket 256 or 64 as "
-    "listed in `benchmarks/suites/attention.py`, no global tokens. Ratio: "
+    "listed in `benchmarks/suites/attention.py` (`COMPONENTS`), no global "
+    "tokens. Memory: growth of the process's peak RSS over its RSS after "
+    "importing the framework (peak device memory on a GPU). Ratio: "
     "time against `keras.layers.MultiHeadAttention` at the same n and phase "
     "(< 1 is faster)."
 )
 WIDTH, NUM_HEADS, KEY_DIM = 256, 4, 64
 PHASES = ("forward", "forward_backward")
 
-# name -> (description, kzoo names to look up, constructor kwargs)
+# name -> (description, kzoo names to look up, constructor kwargs(config)).
+# Sizes shrink with n in --quick runs so that blocks still tile the sequence.
+def _block(config, size):
+    return min(size, config["x"] // 4)
+
+
 COMPONENTS = {
-    "keras_mha": ("keras.layers.MultiHeadAttention (reference)", None, {}),
-    "kzoo_mha": ("kzoo MultiHeadAttention (dense)", ("MultiHeadAttention",), {}),
+    "keras_mha": ("keras.layers.MultiHeadAttention (reference)", None, None),
+    "kzoo_mha": (
+        "kzoo MultiHeadAttention (dense)",
+        ("MultiHeadAttention",),
+        lambda c: {},
+    ),
     "longformer": (
-        "kzoo LongformerAttention, window 256",
+        "kzoo LongformerAttention, window 256 (128 each side), no global token",
         ("LongformerAttention",),
-        {"attention_window": 256},
+        lambda c: {"attention_window": c["attention_window"]},
     ),
     "bigbird": (
-        "kzoo BigBirdAttention, block 64",
+        "kzoo BigBirdAttention, block 64, 3 random and 1 global block",
         ("BigBirdAttention",),
-        {"block_size": 64},
+        lambda c: {"block_size": _block(c, 64), "seed": 0},
     ),
     "sparse_transformer": (
-        "kzoo SparseTransformerAttention, stride 64",
+        "kzoo SparseTransformerAttention (strided), stride 64",
         ("SparseTransformerAttention",),
-        {},
+        lambda c: {"stride": _block(c, 64)},
     ),
     "lsh": (
-        "kzoo LSHAttention, bucket 64, 1 hash",
+        "kzoo LSHAttention, bucket 64, 1 hash round",
         ("LSHAttention",),
-        {"bucket_size": 64, "num_hashes": 1},
+        lambda c: {"bucket_size": _block(c, 64), "num_hashes": 1, "seed": 0},
     ),
-    "performer": ("kzoo PerformerAttention", ("PerformerAttention",), {}),
+    "performer": (
+        "kzoo PerformerAttention, 256 random features",
+        ("PerformerAttention",),
+        lambda c: {"num_random_features": 256, "seed": 0},
+    ),
     "linformer": (
-        "kzoo LinformerAttention, k = 256",
+        "kzoo LinformerAttention, projected length 256",
         ("LinformerAttention",),
-        {},
+        lambda c: {
+            "projected_length": min(256, c["x"]),
+            "max_sequence_length": c["x"],
+        },
     ),
     "hf_longformer": (
-        "Hugging Face TFLongformerSelfAttention, window 256 (reference env)",
+        "Hugging Face TFLongformerSelfAttention, window 256, no global token "
+        "(reference environment)",
         None,
-        {},
+        None,
     ),
 }
 
@@ -130,19 +149,13 @@ def build_layer(config):
     import keras
 
     name = config["component"]
-    _, kzoo_names, kwargs = COMPONENTS[name]
-    kwargs = dict(kwargs)
-    if "attention_window" in kwargs:
-        kwargs["attention_window"] = config["attention_window"]
-    if config["x"] < 256 and "block_size" in kwargs:
-        kwargs["block_size"] = 16
-    if config["x"] < 256 and "bucket_size" in kwargs:
-        kwargs["bucket_size"] = 16
+    _, kzoo_names, make_kwargs = COMPONENTS[name]
     if name == "keras_mha":
         return keras.layers.MultiHeadAttention(NUM_HEADS, KEY_DIM), True
     if kzoo_names is None:
         raise Unavailable(f"no builder for {name}")
     cls = kzoo_component(*kzoo_names)
+    kwargs = make_kwargs(config)
     try:
         return cls(num_heads=NUM_HEADS, key_dim=KEY_DIM, **kwargs), False
     except TypeError as e:
