@@ -1,0 +1,4 @@
+from kzoo.models.linear_attention.linear_attention_encoder_blocks import LinformerEncoderBlock
+from kzoo.models.linear_attention.linear_attention_encoder_blocks import PerformerEncoderBlock
+from kzoo.models.linear_attention.linear_attention_encoders import LinformerEncoder
+from kzoo.models.linear_attention.linear_attention_encoders import PerformerEncoder

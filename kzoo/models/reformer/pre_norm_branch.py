@@ -1,0 +1,71 @@
+"""A pre-LayerNorm residual branch: `inner(LayerNorm(x))`."""
+
+import keras
+
+from kzoo.utils.validation import check_positive_float
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class PreNormBranch(keras.layers.Layer):
+    """`inner(LayerNorm(x), **kwargs)`: the F or G of a reversible block.
+
+    The residual branches of "Reformer: The Efficient Transformer" (Kitaev,
+    Kaiser and Levskaya, 2020) are pre-normalised: F = LSH attention after a
+    LayerNorm, G = chunked feed-forward after a LayerNorm.
+
+    Args:
+        inner: the layer to run after the normalisation.
+        layer_norm_epsilon: epsilon of the LayerNorm.
+
+    Call arguments:
+        inputs: (B, T, D).
+        **kwargs: passed to `inner` (e.g. `padding_mask`).
+
+    Returns:
+        `inner`'s output, (B, T, D).
+
+    Example:
+
+    >>> branch = PreNormBranch(keras.layers.Dense(8))
+    >>> branch(keras.random.normal((2, 4, 8))).shape
+    (2, 4, 8)
+    """
+
+    def __init__(self, inner, layer_norm_epsilon=1e-5, **kwargs):
+        super().__init__(**kwargs)
+        if not isinstance(inner, keras.layers.Layer):
+            raise ValueError(f"`inner` must be a keras Layer; received {inner!r}")
+        self.inner = inner
+        self.layer_norm_epsilon = check_positive_float(
+            "layer_norm_epsilon", layer_norm_epsilon
+        )
+
+    def build(self, inputs_shape, **kwargs):
+        self.layer_norm = keras.layers.LayerNormalization(
+            epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
+        )
+        self.layer_norm.build(inputs_shape)
+        if not self.inner.built:
+            self.inner.build(inputs_shape)
+
+    def call(self, inputs, **kwargs):
+        return self.inner(self.layer_norm(inputs), **kwargs)  # (B, T, D)
+
+    def compute_output_shape(self, inputs_shape, **kwargs):
+        return self.inner.compute_output_shape(inputs_shape)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "inner": keras.saving.serialize_keras_object(self.inner),
+                "layer_norm_epsilon": self.layer_norm_epsilon,
+            }
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+        return cls(**config)

@@ -1,0 +1,193 @@
+"""Reformer causal language model.
+
+Letters: B batch, T length, D `hidden_dim`, V `vocabulary_size`.
+"""
+
+import keras
+from keras import ops
+
+from kzoo.layers.position.axial_position_embedding import AxialPositionEmbedding
+from kzoo.layers.sparse.chunked_feed_forward import ChunkedFeedForward
+from kzoo.layers.sparse.lsh_attention import LSHAttention
+from kzoo.layers.sparse.reversible import ReversibleBlock
+from kzoo.layers.sparse.reversible import ReversibleEncoder
+from kzoo.models.reformer.pre_norm_branch import PreNormBranch
+from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
+from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import static_shape
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class ReformerLM(keras.Model):
+    """Reformer causal language model: LSH, reversible, chunked, axial.
+
+    "Reformer: The Efficient Transformer" (Kitaev, Kaiser and Levskaya,
+    2020). Token embeddings plus `AxialPositionEmbedding`, then a
+    `ReversibleEncoder` of `num_layers` blocks with F = LayerNorm + causal
+    `LSHAttention` and G = LayerNorm + `ChunkedFeedForward`; the two halves
+    are concatenated, normalised and projected to float32 logits.
+
+    The blocks hold no dropout: the memory-saving backward pass recomputes
+    them and must see the same function (see `ReversibleEncoder`).
+
+    Its layers are attributes: `token_embedding`, `position_embedding`,
+    `reversible_encoder`, `final_layer_norm`, `lm_head`.
+
+    Args:
+        vocabulary_size: V.
+        num_layers: reversible blocks.
+        num_heads: heads; must divide `hidden_dim`.
+        hidden_dim: D.
+        intermediate_dim: feed-forward width.
+        axial_shape: (d1, d2); the longest input is d1 * d2.
+        num_hashes: LSH hash rounds.
+        bucket_size: LSH chunk length; inputs must be a multiple of it.
+        num_buckets: buckets per round; `None` gives 2 * d1 * d2 //
+            bucket_size (the paper's choice for the longest input).
+        feed_forward_chunk_size: positions per feed-forward chunk.
+        memory_saving: the recomputing backward pass of the stack.
+        seed: seed of the LSH rotations (block i uses `seed + i`).
+
+    Inputs (dict):
+        token_ids: (B, T) int, T a multiple of `bucket_size`.
+        padding_mask: (B, T) bool, True for real tokens.
+
+    Returns:
+        (B, T, V) float32 next-token logits.
+
+    Example:
+
+    >>> lm = ReformerLM(50, 2, 2, 16, 32, axial_shape=(4, 8), bucket_size=8)
+    >>> ids = np.ones((2, 16), "int32")
+    >>> lm({"token_ids": ids, "padding_mask": ids > 0}).shape
+    (2, 16, 50)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        axial_shape=(32, 64),
+        num_hashes=2,
+        bucket_size=64,
+        num_buckets=None,
+        feed_forward_chunk_size=64,
+        memory_saving=True,
+        seed=None,
+        dtype=None,
+        **kwargs,
+    ):
+        check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
+        check_positive_int("bucket_size", bucket_size)
+        axial_shape = tuple(axial_shape)
+        if num_buckets is None:
+            num_buckets = max(2, 2 * (axial_shape[0] * axial_shape[1] // bucket_size))
+            num_buckets += num_buckets % 2
+
+        # === Layers ===
+        self.token_embedding = keras.layers.Embedding(
+            vocabulary_size, hidden_dim, dtype=dtype, name="token_embedding"
+        )
+        self.position_embedding = AxialPositionEmbedding(
+            axial_shape, dtype=dtype, name="position_embedding"
+        )
+        blocks = []
+        for i in range(num_layers):
+            attention = LSHAttention(
+                num_heads=num_heads,
+                key_dim=hidden_dim // num_heads,
+                num_hashes=num_hashes,
+                bucket_size=bucket_size,
+                num_buckets=num_buckets,
+                causal=True,
+                seed=None if seed is None else seed + i,
+                dtype=dtype,
+                name=f"lsh_attention_{i}",
+            )
+            feed_forward = ChunkedFeedForward(
+                intermediate_dim,
+                chunk_size=feed_forward_chunk_size,
+                dtype=dtype,
+                name=f"feed_forward_{i}",
+            )
+            blocks.append(
+                ReversibleBlock(
+                    PreNormBranch(attention, dtype=dtype, name=f"attention_branch_{i}"),
+                    PreNormBranch(feed_forward, dtype=dtype, name=f"feed_forward_branch_{i}"),
+                    dtype=dtype,
+                    name=f"reversible_block_{i}",
+                )
+            )
+        self.reversible_encoder = ReversibleEncoder(
+            blocks, memory_saving=memory_saving, dtype=dtype, name="reversible_encoder"
+        )
+        self.final_layer_norm = keras.layers.LayerNormalization(
+            epsilon=1e-5, dtype=dtype, name="final_layer_norm"
+        )
+        self.lm_head = keras.layers.Dense(vocabulary_size, dtype=dtype, name="lm_head")
+
+        # === Functional graph ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
+        tokens = self.token_embedding(token_ids)  # (B, T, D)
+        x = ops.add(tokens, self.position_embedding(tokens))
+        x = self.reversible_encoder(x, padding_mask=padding_mask)  # (B, T, 2D)
+        x = self.final_layer_norm(x)
+        logits = ops.cast(self.lm_head(x), "float32")  # (B, T, V)
+        super().__init__(
+            inputs={"token_ids": token_ids, "padding_mask": padding_mask},
+            outputs=logits,
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.axial_shape = axial_shape
+        self.num_hashes = num_hashes
+        self.bucket_size = bucket_size
+        self.num_buckets = num_buckets
+        self.feed_forward_chunk_size = feed_forward_chunk_size
+        self.memory_saving = memory_saving
+        self.seed = seed
+
+    def call(self, inputs, training=None, mask=None):
+        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        length = static_shape(inputs["token_ids"])[1]
+        if length is not None and length % self.bucket_size:
+            raise ValueError(
+                f"the sequence length must be a multiple of bucket_size="
+                f"{self.bucket_size} (pad the input); received {length}"
+            )
+        return super().call(inputs, training=training, mask=mask)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "axial_shape": self.axial_shape,
+            "num_hashes": self.num_hashes,
+            "bucket_size": self.bucket_size,
+            "num_buckets": self.num_buckets,
+            "feed_forward_chunk_size": self.feed_forward_chunk_size,
+            "memory_saving": self.memory_saving,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)

@@ -1,0 +1,2 @@
+from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
+from kzoo.models.transformer_xl.transformer_xl_lm import TransformerXLLM

@@ -1,0 +1,228 @@
+"""Transformer-XL language model with segment-level recurrence.
+
+Letters: B batch, T segment length, M memory length, L layers,
+D `hidden_dim`, V `vocabulary_size`.
+"""
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
+from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rate
+from kzoo.utils.validation import check_same_dims
+from kzoo.utils.validation import static_shape
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class TransformerXLLM(keras.Model):
+    """Transformer-XL causal language model: logits and new memories.
+
+    "Transformer-XL: Attentive Language Models Beyond a Fixed-Length Context"
+    (Dai et al., 2019). Token embeddings (no absolute positions: positions
+    are relative, inside each attention), dropout, `num_layers`
+    `TransformerXLBlock`s, and logits through the tied embedding. Layer l
+    attends to the memory `memories[:, l]`, the inputs of layer l for the
+    previous `M` tokens; the model returns the new memories, the last
+    `memory_length` of `concat(memories[:, l], inputs of layer l)`, to feed
+    with the next segment. Gradients never flow into memories.
+
+    Its layers are attributes: `token_embedding` (a
+    `keras.layers.ReversibleEmbedding`, also the output projection),
+    `embeddings_dropout`, `transformer_layers`.
+
+    Args:
+        vocabulary_size: V.
+        num_layers: L.
+        num_heads: heads per layer; must divide `hidden_dim`.
+        hidden_dim: D.
+        intermediate_dim: feed-forward width.
+        memory_length: M, how many past positions each layer keeps.
+        dropout: dropout rate everywhere.
+
+    Inputs (dict):
+        token_ids: (B, T) int.
+        padding_mask: (B, T) bool, True for real tokens (only the last
+            segment of a text should hold padding: memory is taken as real).
+        memories: (B, L, M0, D) float, M0 <= memory_length, from the
+            previous call or `initial_memories(batch_size)` (M0 = 0).
+
+    Returns:
+        `(logits, new_memories)`: (B, T, V) float32 and
+        (B, L, min(M0 + T, memory_length), D).
+
+    Example:
+
+    >>> lm = TransformerXLLM(50, 2, 2, 16, 32, memory_length=8)
+    >>> mem = lm.initial_memories(2)
+    >>> ids = np.ones((2, 4), "int32")
+    >>> logits, mem = lm({"token_ids": ids, "padding_mask": ids > 0,
+    ...                   "memories": mem})
+    >>> lm.generate(ids, max_new_tokens=3).shape
+    (2, 7)
+    """
+
+    def __init__(
+        self,
+        vocabulary_size,
+        num_layers,
+        num_heads,
+        hidden_dim,
+        intermediate_dim,
+        memory_length=64,
+        dropout=0.1,
+        dtype=None,
+        **kwargs,
+    ):
+        check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
+        check_positive_int("memory_length", memory_length)
+        check_rate("dropout", dropout)
+
+        # === Layers ===
+        self.token_embedding = keras.layers.ReversibleEmbedding(
+            vocabulary_size,
+            hidden_dim,
+            reverse_dtype="float32",
+            embeddings_initializer=keras.initializers.RandomNormal(stddev=0.02),
+            dtype=dtype,
+            name="token_embedding",
+        )
+        self.embeddings_dropout = keras.layers.Dropout(
+            dropout, dtype=dtype, name="embeddings_dropout"
+        )
+        self.transformer_layers = [
+            TransformerXLBlock(
+                num_heads, intermediate_dim, dropout=dropout, dtype=dtype,
+                name=f"transformer_layer_{i}",
+            )
+            for i in range(num_layers)
+        ]
+
+        # === Functional graph ===
+        token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
+        padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
+        memories = keras.Input(
+            shape=(num_layers, None, hidden_dim), dtype="float32", name="memories"
+        )
+        x = self.embeddings_dropout(self.token_embedding(token_ids))  # (B, T, D)
+        new_memories = []
+        for i, layer in enumerate(self.transformer_layers):
+            memory = memories[:, i]  # (B, M0, D)
+            history = ops.concatenate([ops.cast(memory, x.dtype), x], axis=1)
+            new_memories.append(
+                ops.stop_gradient(ops.cast(history[:, -memory_length:], "float32"))
+            )
+            x = layer(x, memory=memory, padding_mask=padding_mask)  # (B, T, D)
+        logits = self.token_embedding(x, reverse=True)  # (B, T, V) float32
+        new_memories = ops.stack(new_memories, axis=1)  # (B, L, M, D)
+        super().__init__(
+            inputs={
+                "token_ids": token_ids,
+                "padding_mask": padding_mask,
+                "memories": memories,
+            },
+            outputs=(logits, new_memories),
+            dtype=dtype,
+            **kwargs,
+        )
+
+        # === Config ===
+        self.vocabulary_size = vocabulary_size
+        self.num_layers = num_layers
+        self.num_heads = num_heads
+        self.hidden_dim = hidden_dim
+        self.intermediate_dim = intermediate_dim
+        self.memory_length = memory_length
+        self.dropout = dropout
+
+    def initial_memories(self, batch_size):
+        """Empty memories (B, L, 0, D) for the first segment."""
+        return np.zeros((batch_size, self.num_layers, 0, self.hidden_dim), "float32")
+
+    def call(self, inputs, training=None, mask=None):
+        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        if "memories" not in inputs:
+            raise ValueError(
+                "inputs miss `memories`; pass `initial_memories(batch_size)` "
+                f"for the first segment; received keys {sorted(inputs)}"
+            )
+        ids_shape = static_shape(inputs["token_ids"])
+        check_same_dims(
+            "memories",
+            static_shape(inputs["memories"]),
+            (ids_shape[0], self.num_layers, None, self.hidden_dim),
+            "(batch_size, num_layers, memory_length, hidden_dim)",
+        )
+        mem_len = static_shape(inputs["memories"])[2]
+        if mem_len is not None and mem_len > self.memory_length:
+            raise ValueError(
+                f"`memories` must hold at most memory_length={self.memory_length} "
+                f"positions; received {mem_len}"
+            )
+        return super().call(inputs, training=training, mask=mask)
+
+    def generate(self, token_ids, max_new_tokens, segment_length=None, memories=None):
+        """Greedy generation that carries the memory across segments.
+
+        The prompt is fed in segments of `segment_length` (default: all of
+        it), each with the memories of the previous one; then every new
+        token is a one-token segment attending to the memories only, so a
+        step costs O(memory_length), not O(length).
+
+        Args:
+            token_ids: (B, P) int prompt, P >= 1.
+            max_new_tokens: how many tokens to append.
+            segment_length: prompt chunk length.
+            memories: optional starting memories.
+
+        Returns:
+            (B, P + max_new_tokens) int32 NumPy array.
+        """
+        ids = np.asarray(token_ids).astype("int32")
+        check_positive_int("max_new_tokens", max_new_tokens)
+        batch, length = ids.shape
+        segment_length = check_positive_int("segment_length", segment_length or length)
+        if memories is None:
+            memories = self.initial_memories(batch)
+
+        def step(segment, memories):
+            logits, memories = self(
+                {
+                    "token_ids": segment,
+                    "padding_mask": np.ones(segment.shape, bool),
+                    "memories": memories,
+                },
+                training=False,
+            )
+            return ops.convert_to_numpy(logits), ops.convert_to_numpy(memories)
+
+        for start in range(0, length, segment_length):
+            logits, memories = step(ids[:, start : start + segment_length], memories)
+        out = [ids]
+        for i in range(max_new_tokens):
+            next_ids = np.argmax(logits[:, -1], axis=-1).astype("int32")[:, None]
+            out.append(next_ids)
+            if i + 1 < max_new_tokens:
+                logits, memories = step(next_ids, memories)
+        return np.concatenate(out, axis=1)
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "vocabulary_size": self.vocabulary_size,
+            "num_layers": self.num_layers,
+            "num_heads": self.num_heads,
+            "hidden_dim": self.hidden_dim,
+            "intermediate_dim": self.intermediate_dim,
+            "memory_length": self.memory_length,
+            "dropout": self.dropout,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
