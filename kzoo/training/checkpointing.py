@@ -43,15 +43,63 @@ def resumed_step(backup_dir, steps_per_period):
     return resumed_epoch(backup_dir) * int(steps_per_period)
 
 
+def _random_state_variables(model):
+    """The model's variables that are not weights: seed-generator states."""
+    weights = {id(w) for w in model.weights}
+    return [v for v in model.variables if id(v) not in weights]
+
+
+class BackupAndRestore(keras.callbacks.BackupAndRestore):
+    """`keras.callbacks.BackupAndRestore` that also backs up the random state.
+
+    Keras' backup holds the weights, the optimizer and the epoch, but not the
+    states of the layers' `SeedGenerator`s (dropout), so a resumed run would
+    draw other dropout masks than an uninterrupted one. This subclass saves
+    them beside the backup and restores them with it. Backs up at the end
+    of every (Keras) epoch; see `make_backup_callback`.
+
+    Args:
+        backup_dir: a directory of its own; deleted when `fit` finishes.
+    """
+
+    def __init__(self, backup_dir):
+        super().__init__(backup_dir, save_freq="epoch")
+        self._random_state_path = os.path.join(backup_dir, "random_state.npz")
+
+    def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
+        if os.path.exists(self._random_state_path) and os.path.exists(
+            self._training_metadata_path
+        ):
+            states = _random_state_variables(self.model)
+            with np.load(self._random_state_path) as data:
+                if len(data.files) != len(states):
+                    raise ValueError(
+                        f"{self._random_state_path} holds {len(data.files)} "
+                        f"random states; the model has {len(states)}"
+                    )
+                for i, variable in enumerate(states):
+                    variable.assign(data[f"s{i}"])
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        states = _random_state_variables(self.model)
+        tmp = self._random_state_path + ".tmp.npz"
+        np.savez(
+            tmp,
+            **{f"s{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(states)},
+        )
+        os.replace(tmp, self._random_state_path)
+
+
 def make_backup_callback(backup_dir):
-    """`keras.callbacks.BackupAndRestore` that backs up every period.
+    """A `BackupAndRestore` (weights, optimizer, epoch, random state).
 
     With kzoo's period-sized Keras epochs this is "a checkpoint every
-    `steps_per_period` steps"; the backup holds the model weights, the
-    optimizer (its step counter drives the learning-rate schedule) and the
-    epoch, and is deleted when `fit` finishes.
+    `steps_per_period` steps"; the optimizer's step counter drives the
+    learning-rate schedule; the backup is deleted when `fit` finishes.
     """
-    return keras.callbacks.BackupAndRestore(backup_dir, save_freq="epoch")
+    return BackupAndRestore(backup_dir)
 
 
 class ResumableEarlyStopping(keras.callbacks.EarlyStopping):
