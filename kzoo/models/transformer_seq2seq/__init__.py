@@ -1,0 +1,1 @@
+from kzoo.models.transformer_seq2seq.transformer_seq2seq import TransformerSeq2Seq
