@@ -44,6 +44,7 @@ from kzoo.training import resumed_step  # noqa: E402
 from kzoo.training.distribute import (  # noqa: E402
     STRATEGIES,
     ChiefBackupAndRestore,
+    build_before_fit,
     get_strategy,
     is_chief,
 )
@@ -80,7 +81,7 @@ class PretrainConfig:
 
 
 SMOKE = dict(
-    size="tiny", max_paragraphs=300, vocabulary_size=400, sequence_length=32,
+    size="tiny", max_paragraphs=120, vocabulary_size=300, sequence_length=32,
     mask_selection_length=6, batch_size=8, steps=6, steps_per_epoch=3,
     log_every=2, profile_batch="", validation_fraction=0.1,
 )
@@ -182,7 +183,9 @@ def main(argv=None):
     masking = dict(
         vocabulary_size=len(vocabulary), mask_token_id=common.MASK,
         special_token_ids=[common.PAD, common.CLS, common.SEP],
-        mask_selection_length=config.mask_selection_length)
+        mask_selection_length=config.mask_selection_length,
+        # Keras' fit under a strategy cannot reduce a bool batch; see mlm_dataset.
+        padding_mask_dtype="bool" if config.distribute == "none" else "int32")
     done = resumed_step(run_dir, config.steps_per_epoch)
     train_ds = mlm_dataset(packed["train"], config.batch_size, shuffle=True,
                            repeat=True, seed=config.seed, **masking).skip(done)
@@ -210,8 +213,8 @@ def main(argv=None):
                 name="masked_accuracy")],
             jit_compile=config.jit_compile,
         )
-        x, _, _ = next(iter(val_ds))
-        model(x)  # build before BackupAndRestore restores into it
+        # Built now, on a real batch: see build_before_fit.
+        build_before_fit(model, next(iter(val_ds)))
     print(f"BertEncoder {config.size}: {common.count_parameters(encoder):,} "
           f"parameters; {strategy.num_replicas_in_sync} replica(s); resuming "
           f"at step {done}" if done else "")
@@ -249,6 +252,7 @@ def main(argv=None):
         "train_seconds_this_process": train_seconds,
         "steps": config.steps,
         "resumed_at_step": done,
+        "optimizer_steps": int(keras.ops.convert_to_numpy(optimizer.iterations)),
         "parameters_encoder": common.count_parameters(encoder),
         "replicas": strategy.num_replicas_in_sync,
         "jit_compile": config.jit_compile,

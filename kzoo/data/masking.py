@@ -68,6 +68,7 @@ def mlm_dataset(
     repeat=False,
     seed=None,
     pad_id=0,
+    padding_mask_dtype="bool",
 ):
     """A `tf.data.Dataset` of masked-LM batches from packed rows.
 
@@ -82,6 +83,9 @@ def mlm_dataset(
         mask_token_id: id of `[MASK]`.
         special_token_ids: ids never selected (`[PAD]`, `[CLS]`, `[SEP]`).
         mask_selection_length: P, the most selections per row (pad to P).
+        padding_mask_dtype: "bool", or "int32" (1 = real token) for
+            `tf.distribute` training: Keras 3.15's `fit` under a strategy
+            MEAN-reduces one batch to build the model, which fails on bools.
         mask_selection_rate: fraction of tokens selected (0.15). The
             generator selects ceil(rate * maskable tokens) per row, so short
             rows see a little more than 15% (14 tokens -> 3 = 21%).
@@ -110,7 +114,7 @@ def mlm_dataset(
         x = {
             "token_ids": masked["token_ids"],  # (B, S)
             "segment_ids": tf.zeros_like(ids),  # (B, S)
-            "padding_mask": tf.not_equal(ids, pad_id),  # (B, S)
+            "padding_mask": tf.cast(tf.not_equal(ids, pad_id), padding_mask_dtype),  # (B, S)
             "mask_positions": masked["mask_positions"],  # (B, P)
         }
         return x, masked["mask_ids"], masked["mask_weights"]

@@ -107,7 +107,40 @@ def get_strategy(name, devices=None):
             f'"task": {{"type": "worker", "index": 0}}}}; received TF_CONFIG='
             f"{os.environ.get('TF_CONFIG', '')!r}"
         )
+    _patch_keras_multi_worker_logs()
     return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def _patch_keras_multi_worker_logs():
+    """Keras 3.15 reduces each replica's step logs with
+    `strategy.reduce("MEAN", v, axis=0)` under MultiWorkerMirroredStrategy,
+    which fails on the scalar loss and metrics ("Invalid reduction dimension 0
+    for input with 0 dimensions"). Scalars are reduced over replicas only
+    (`axis=None`); everything else goes to Keras unchanged. Idempotent."""
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer.reduce_per_replica, "_kzoo_patched", False):
+        return
+    original = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        tf = _tf()
+        if reduction in ("auto", "mean") and isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy
+        ):
+            def reduce(v):
+                # With one device per worker, step outputs are plain tensors.
+                local = (strategy.experimental_local_results(v)[0]
+                         if isinstance(v, tf.distribute.DistributedValues) else v)
+                if getattr(local, "shape", None) is not None and local.shape.rank == 0:
+                    return strategy.reduce("MEAN", v, axis=None)
+                return original(v, strategy, reduction)
+
+            return keras.tree.map_structure(reduce, values)
+        return original(values, strategy, reduction)
+
+    reduce_per_replica._kzoo_patched = True
+    trainer.reduce_per_replica = reduce_per_replica
 
 
 class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
@@ -126,3 +159,27 @@ class ChiefBackupAndRestore(keras.callbacks.BackupAndRestore):
     def on_train_end(self, logs=None):
         if is_chief():
             super().on_train_end(logs)
+
+
+def build_before_fit(model, batch):
+    """Builds a compiled model, its loss, metrics and optimizer on `batch`.
+
+    Call it inside `strategy.scope()` after `compile`, with one
+    (x, y, sample_weight) batch from the undistributed dataset. Two reasons:
+
+    - `BackupAndRestore` restores into built weights and optimizer slots;
+    - Keras 3.15's `fit` under a `tf.distribute` strategy builds the model
+      from one batch reduced with `strategy.reduce("MEAN", batch)`. That
+      fails on booleans (`AddN` has no bool kernel), turns integer ids into
+      float64 (which models' input checks rightly reject), and under
+      `MultiWorkerMirroredStrategy` cannot reduce a dict at all. Once
+      everything is built, that reduction is pointless, so it is switched
+      off for this model.
+
+    Uses Keras' private `_symbolic_build` / `_maybe_symbolic_build`, the
+    hooks `fit` itself calls; revisit when Keras fixes the reduction.
+    """
+    model._symbolic_build(data_batch=batch)
+    if model.optimizer is not None and not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
+    model._maybe_symbolic_build = lambda *args, **kwargs: None
