@@ -14,6 +14,7 @@ from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
 from kzoo.layers.sparse.blocking import neighbour_blocks
 from kzoo.layers.sparse.blocking import pad_axis
+from kzoo.layers.sparse.blocking import reject_dense_masks
 from kzoo.layers.sparse.blocking import padded_length
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_non_negative_int
@@ -72,6 +73,9 @@ class BigBirdAttention(MultiHeadAttention):
         padding_mask: (B, T) bool, True for real tokens; padding is never
             attended to.
         training: whether dropout is active.
+        attention_mask, attention_bias, use_causal_mask: accepted so that
+            the layer fits a Transformer block's attention slot; must be
+            None / False (a ValueError otherwise).
 
     Returns:
         (B, T, output_dim). A query row that sees no real token gets zero
@@ -168,7 +172,20 @@ class BigBirdAttention(MultiHeadAttention):
 
     # -- the call -----------------------------------------------------------
 
-    def call(self, query, padding_mask=None, training=None):
+    def call(
+        self,
+        query,
+        padding_mask=None,
+        training=None,
+        attention_mask=None,
+        attention_bias=None,
+        use_causal_mask=False,
+    ):
+        reject_dense_masks("BigBirdAttention", attention_mask, attention_bias)
+        if use_causal_mask:
+            raise ValueError(
+                "BigBirdAttention is bidirectional; received use_causal_mask=True"
+            )
         shape = static_shape(query)
         check_rank("query", shape, 3, "(batch, sequence_length, dim)")
         length = shape[1]

@@ -4,6 +4,7 @@ All helpers work on static shapes (Python ints) so that the layers stay
 XLA-compilable on TensorFlow and JAX, and use `keras.ops` only.
 """
 
+import numpy as np
 from keras import ops
 
 
@@ -70,10 +71,32 @@ def first_true_indices(mask, count):
 
 def gather_rows(x, indices):
     """`x[b, indices[b, g]]` for x (B, T, ...) and indices (B, G) -> (B, G, ...)."""
-    shape = tuple(x.shape)
-    flat = ops.reshape(x, (shape[0], shape[1], -1))  # (B, T, F)
+    shape = tuple(x.shape)  # static except perhaps the batch
+    features = int(np.prod(shape[2:])) if len(shape) > 2 else 1
+    flat = ops.reshape(x, (-1, shape[1], features))  # (B, T, F)
     idx = ops.broadcast_to(
-        ops.expand_dims(indices, -1), (shape[0], indices.shape[1], flat.shape[-1])
+        ops.expand_dims(indices, -1),
+        (ops.shape(x)[0], indices.shape[1], features),
     )
     out = ops.take_along_axis(flat, idx, axis=1)  # (B, G, F)
-    return ops.reshape(out, (shape[0], indices.shape[1]) + shape[2:])
+    return ops.reshape(out, (-1, indices.shape[1]) + shape[2:])
+
+
+def reject_dense_masks(layer_name, attention_mask=None, attention_bias=None):
+    """Sparse layers take `attention_mask` / `attention_bias` only as None.
+
+    They are accepted as call arguments so that a layer fits in the slot of
+    `kzoo.layers.MultiHeadAttention` inside a Transformer block (which passes
+    them through), but a dense (B, T, S) mask or bias has no sparse form.
+    """
+    for name, value in (
+        ("attention_mask", attention_mask),
+        ("attention_bias", attention_bias),
+    ):
+        if value is not None:
+            raise ValueError(
+                f"{layer_name} does not take a dense `{name}` (it has no "
+                f"sparse form); received a tensor of shape "
+                f"{tuple(getattr(value, 'shape', ()))}. Use `padding_mask` "
+                "(and the layer's own pattern arguments) instead."
+            )

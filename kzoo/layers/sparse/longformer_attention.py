@@ -17,6 +17,7 @@ from kzoo.layers.sparse.blocking import first_true_indices
 from kzoo.layers.sparse.blocking import gather_rows
 from kzoo.layers.sparse.blocking import neighbour_blocks
 from kzoo.layers.sparse.blocking import pad_axis
+from kzoo.layers.sparse.blocking import reject_dense_masks
 from kzoo.layers.sparse.blocking import padded_length
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_positive_int
@@ -31,6 +32,22 @@ def _concrete(x):
         return np.asarray(ops.convert_to_numpy(x))
     except Exception:  # symbolic TF tensor or JAX tracer
         return None
+
+
+def check_attention_window(attention_window):
+    """Checks Longformer's whole window: an even positive integer."""
+    if (
+        isinstance(attention_window, bool)
+        or not isinstance(attention_window, (int, np.integer))
+        or attention_window <= 0
+        or attention_window % 2
+    ):
+        raise ValueError(
+            "`attention_window` must be an even positive integer (the "
+            "whole window, attention_window // 2 tokens on each side); "
+            f"received {attention_window!r}"
+        )
+    return int(attention_window)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -60,7 +77,10 @@ class LongformerAttention(MultiHeadAttention):
 
     Sequences whose length is not a multiple of `attention_window // 2 *
     dilation` are padded inside the layer and the padding is cut from the
-    output.
+    output. A sequence length unknown at trace time (a SavedModel signature
+    with a None length) falls back to the same attention computed densely
+    with the explicit mask (same numbers, O(n^2)); give static lengths for
+    long inputs.
 
     Args:
         num_heads: number of attention heads N.
@@ -87,6 +107,9 @@ class LongformerAttention(MultiHeadAttention):
             attended to.
         global_attention_mask: (B, T) bool, True for global tokens.
         training: whether dropout is active.
+        attention_mask, attention_bias, use_causal_mask: accepted so that
+            the layer fits a Transformer block's attention slot; must be
+            None / False (a ValueError otherwise).
 
     Returns:
         (B, T, output_dim). A query row that can see no real token (for
@@ -113,18 +136,7 @@ class LongformerAttention(MultiHeadAttention):
         **kwargs,
     ):
         super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
-        if (
-            isinstance(attention_window, bool)
-            or not isinstance(attention_window, (int, np.integer))
-            or attention_window <= 0
-            or attention_window % 2
-        ):
-            raise ValueError(
-                "`attention_window` must be an even positive integer (the "
-                "whole window, attention_window // 2 tokens on each side); "
-                f"received {attention_window!r}"
-            )
-        self.attention_window = int(attention_window)
+        self.attention_window = check_attention_window(attention_window)
         self.dilation = check_positive_int("dilation", dilation)
         self.separate_global_projections = bool(separate_global_projections)
         self.max_global_tokens = check_positive_int(
@@ -219,16 +231,23 @@ class LongformerAttention(MultiHeadAttention):
     # -- the call -----------------------------------------------------------
 
     def call(
-        self, query, padding_mask=None, global_attention_mask=None, training=None
+        self,
+        query,
+        padding_mask=None,
+        global_attention_mask=None,
+        training=None,
+        attention_mask=None,
+        attention_bias=None,
+        use_causal_mask=False,
     ):
+        reject_dense_masks("LongformerAttention", attention_mask, attention_bias)
+        if use_causal_mask:
+            raise ValueError(
+                "LongformerAttention is bidirectional; received use_causal_mask=True"
+            )
         shape = static_shape(query)
         check_rank("query", shape, 3, "(batch, sequence_length, dim)")
         length = shape[1]
-        if length is None:
-            raise ValueError(
-                "LongformerAttention needs a static sequence length; received "
-                f"`query` of shape {shape}"
-            )
         for name, mask in (
             ("padding_mask", padding_mask),
             ("global_attention_mask", global_attention_mask),
@@ -240,6 +259,10 @@ class LongformerAttention(MultiHeadAttention):
                     (shape[0], length),
                     "(batch_size, sequence_length)",
                 )
+        if length is None:
+            return self._dense_call(
+                query, padding_mask, global_attention_mask, training
+            )
         c, d = self.attention_window // 2, self.dilation
         padded = padded_length(length, c * d)
         extra = padded - length
@@ -326,6 +349,49 @@ class LongformerAttention(MultiHeadAttention):
         slot = ops.clip(rank - 1, 0, slots - 1)  # (B, T)
         g_rows = gather_rows(ops.cast(g_out, out.dtype), slot)  # (B, T, N, V)
         out = ops.where(selected[:, :, None, None], g_rows, out)
+        return self._output_dense(out)  # (B, T, D_out)
+
+    def _dense_call(self, query, padding_mask, global_attention_mask, training):
+        """The same attention computed densely, O(n^2), for a dynamic length.
+
+        Used only when the sequence length is unknown at trace time (e.g. a
+        SavedModel signature with a None length); numbers are the same
+        (`max_global_tokens` is not applied).
+        """
+        length = ops.shape(query)[1]
+        pos = ops.arange(length, dtype="int32")
+        rel = ops.expand_dims(pos, 1) - ops.expand_dims(pos, 0)  # (T, T)
+        c, d = self.attention_window // 2, self.dilation
+        mask = ops.logical_and(ops.abs(rel) <= c * d, ops.mod(rel, d) == 0)
+        mask = ops.expand_dims(mask, 0)  # (1, T, T)
+        glob = None
+        if global_attention_mask is not None:
+            glob = as_bool_mask(global_attention_mask)  # (B, T)
+            mask = ops.logical_or(
+                mask,
+                ops.logical_or(glob[:, None, :], glob[:, :, None]),
+            )  # (B, T, T)
+        if padding_mask is not None:
+            mask = ops.logical_and(mask, as_bool_mask(padding_mask)[:, None, :])
+        q = self._query_dense(query)  # (B, T, N, H)
+        k = self._key_dense(query)
+        v = self._value_dense(query)
+        out, _ = MultiHeadAttention._compute_attention(
+            self, q, k, v, attention_mask=mask, training=training
+        )  # (B, T, N, V)
+        if glob is not None and self.separate_global_projections:
+            rows = None
+            if padding_mask is not None:
+                rows = as_bool_mask(padding_mask)[:, None, :]  # (B, 1, T)
+            g_out, _ = MultiHeadAttention._compute_attention(
+                self,
+                self._query_global_dense(query),
+                self._key_global_dense(query),
+                self._value_global_dense(query),
+                attention_mask=rows,
+                training=training,
+            )
+            out = ops.where(glob[:, :, None, None], g_out, out)
         return self._output_dense(out)  # (B, T, D_out)
 
     # -- dense reference pattern ---------------------------------------------

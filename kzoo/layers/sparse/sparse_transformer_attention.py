@@ -14,6 +14,7 @@ from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
 from kzoo.layers.sparse.blocking import neighbour_blocks
 from kzoo.layers.sparse.blocking import pad_axis
+from kzoo.layers.sparse.blocking import reject_dense_masks
 from kzoo.layers.sparse.blocking import padded_length
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_one_of
@@ -48,7 +49,9 @@ class SparseTransformerAttention(MultiHeadAttention):
     Same variables, in the same order, as `kzoo.layers.MultiHeadAttention`
     and `keras.layers.MultiHeadAttention`. Sequences whose length is not a
     multiple of `stride` are padded inside and the padding cut from the
-    output.
+    output. A sequence length unknown at trace time (a SavedModel signature
+    with a None length) falls back to the same attention computed densely
+    with the explicit mask (same numbers, O(n^2)).
 
     Args:
         num_heads: number of attention heads N.
@@ -65,6 +68,9 @@ class SparseTransformerAttention(MultiHeadAttention):
         query: (B, T, D), the sequence (causal self-attention only).
         padding_mask: (B, T) bool, True for real tokens.
         training: whether dropout is active.
+        attention_mask, attention_bias: accepted so that the layer fits a
+            Transformer block's attention slot; must be None.
+        use_causal_mask: ignored: the layer is always causal.
 
     Returns:
         (B, T, output_dim). A row that sees no real token gets zero
@@ -106,15 +112,19 @@ class SparseTransformerAttention(MultiHeadAttention):
             allowed = (s // l == t // l) | (s % l >= l - self.num_summary)
         return allowed & (s <= t)
 
-    def call(self, query, padding_mask=None, training=None):
+    def call(
+        self,
+        query,
+        padding_mask=None,
+        training=None,
+        attention_mask=None,
+        attention_bias=None,
+        use_causal_mask=False,
+    ):
+        reject_dense_masks("SparseTransformerAttention", attention_mask, attention_bias)
         shape = static_shape(query)
         check_rank("query", shape, 3, "(batch, sequence_length, dim)")
         length = shape[1]
-        if length is None:
-            raise ValueError(
-                "SparseTransformerAttention needs a static sequence length; "
-                f"received `query` of shape {shape}"
-            )
         if padding_mask is not None:
             check_same_dims(
                 "padding_mask",
@@ -122,6 +132,8 @@ class SparseTransformerAttention(MultiHeadAttention):
                 (shape[0], length),
                 "(batch_size, sequence_length)",
             )
+        if length is None:
+            return self._dense_call(query, padding_mask, training)
         l = self.stride
         padded = padded_length(length, l)
         nb, extra = padded // l, padded - length
@@ -196,6 +208,37 @@ class SparseTransformerAttention(MultiHeadAttention):
             out = out + ops.einsum("bniae,bnev->bniav", p_far, v_sum)
         out = ops.transpose(out, (0, 2, 3, 1, 4))  # (B, nb, l, N, V)
         out = ops.reshape(out, (-1, padded, n_heads, out.shape[-1]))[:, :length]
+        return self._output_dense(out)  # (B, T, D_out)
+
+    def _dense_call(self, query, padding_mask, training):
+        """The same attention computed densely, O(n^2), for a dynamic length.
+
+        Used only when the sequence length is unknown at trace time (e.g. a
+        SavedModel signature with a None length); numbers are the same.
+        """
+        length = ops.shape(query)[1]
+        pos = ops.arange(length, dtype="int32")
+        t, s = ops.expand_dims(pos, 1), ops.expand_dims(pos, 0)
+        l = self.stride
+        if self.pattern == "strided":
+            mask = ops.logical_or(t - s < l, ops.mod(t - s, l) == 0)
+        else:
+            mask = ops.logical_or(
+                ops.floor_divide(s, l) == ops.floor_divide(t, l),
+                ops.mod(s, l) >= l - self.num_summary,
+            )
+        mask = ops.expand_dims(ops.logical_and(mask, s <= t), 0)  # (1, T, T)
+        if padding_mask is not None:
+            mask = ops.logical_and(mask, as_bool_mask(padding_mask)[:, None, :])
+        q = self._query_dense(query)  # (B, T, N, H)
+        out, _ = MultiHeadAttention._compute_attention(
+            self,
+            q,
+            self._key_dense(query),
+            self._value_dense(query),
+            attention_mask=mask,
+            training=training,
+        )  # (B, T, N, V)
         return self._output_dense(out)  # (B, T, D_out)
 
     def compute_output_shape(self, query_shape, padding_mask_shape=None):

@@ -201,3 +201,7 @@ def test_bad_inputs():
         layer(_data(length=3))  # shorter than one block
     with pytest.raises(ValueError, match=r"padding_mask.*\(2, 24\)"):
         layer(_data(), padding_mask=np.ones((2, 23), bool))
+    with pytest.raises(ValueError, match="attention_bias"):
+        layer(_data(), attention_bias=np.zeros((1, 2, 24, 24), "float32"))
+    with pytest.raises(ValueError, match="use_causal_mask"):
+        layer(_data(), use_causal_mask=True)

@@ -303,3 +303,39 @@ def test_bad_inputs():
     glob[0, :2] = True
     with pytest.raises(ValueError, match="max_global_tokens"):
         layer(x, global_attention_mask=glob)
+    with pytest.raises(ValueError, match="attention_mask"):
+        layer(x, attention_mask=np.ones((2, 11, 11), bool))
+    with pytest.raises(ValueError, match="use_causal_mask"):
+        layer(x, use_causal_mask=True)
+
+
+@pytest.mark.tf_only
+def test_dynamic_length_signature_falls_back_to_same_numbers():
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function with a None-length signature is TensorFlow only")
+    import tensorflow as tf
+
+    x = _data()
+    pad, glob = _masks()
+    for separate in (False, True):
+        layer = LongformerAttention(
+            num_heads=2,
+            key_dim=4,
+            attention_window=2,
+            dilation=2,
+            separate_global_projections=separate,
+        )
+        eager = _np(layer(x, padding_mask=pad, global_attention_mask=glob))
+        if separate:  # make the global projections differ from the local ones
+            w = layer.get_weights()
+            layer.set_weights(w[:8] + [a * 1.5 + 0.1 for a in w[8:]])
+            eager = _np(layer(x, padding_mask=pad, global_attention_mask=glob))
+        fn = tf.function(
+            lambda a, b, c: layer(a, padding_mask=b, global_attention_mask=c),
+            input_signature=[
+                tf.TensorSpec((None, None, 8)),
+                tf.TensorSpec((None, None), tf.bool),
+                tf.TensorSpec((None, None), tf.bool),
+            ],
+        )
+        np.testing.assert_allclose(fn(x, pad, glob).numpy(), eager, atol=1e-5)

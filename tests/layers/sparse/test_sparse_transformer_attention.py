@@ -127,3 +127,26 @@ def test_bad_inputs():
         layer(_data(), padding_mask=np.ones((2, 15), bool))
     with pytest.raises(ValueError, match="query.*rank 3"):
         layer(_data()[0])
+    with pytest.raises(ValueError, match="attention_mask"):
+        layer(_data(), attention_mask=np.ones((2, 16, 16), bool))
+
+
+@pytest.mark.tf_only
+@pytest.mark.parametrize("pattern", ["strided", "fixed"])
+def test_dynamic_length_signature_falls_back_to_same_numbers(pattern):
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.function with a None-length signature is TensorFlow only")
+    import tensorflow as tf
+
+    x = _data(length=14)
+    pad = np.ones((2, 14), bool)
+    pad[1, 10:] = False
+    layer = SparseTransformerAttention(
+        num_heads=2, key_dim=4, pattern=pattern, stride=4, num_summary=2
+    )
+    eager = _np(layer(x, padding_mask=pad))
+    fn = tf.function(
+        lambda a, b: layer(a, padding_mask=b),
+        input_signature=[tf.TensorSpec((None, None, 8)), tf.TensorSpec((None, None), tf.bool)],
+    )
+    np.testing.assert_allclose(fn(x, pad).numpy(), eager, atol=1e-5)

@@ -1,0 +1,2 @@
+from kzoo.models.longformer.longformer_encoder import LongformerEncoder
+from kzoo.models.longformer.longformer_encoder_block import LongformerEncoderBlock
