@@ -49,9 +49,8 @@ class GRUTranslator(keras.Model):
     vocabulary. Logits are float32 under every dtype policy.
 
     Training uses teacher forcing: `decoder_token_ids` are the target
-    tokens shifted right (starting with the start token) and the logits at
-    position t predict target token t + 1... i.e. the token after
-    `decoder_token_ids[:, t]`.
+    tokens shifted right (starting with the start token), and the logits at
+    position t predict the token that follows `decoder_token_ids[:, t]`.
 
     `use_cudnn` goes to the Keras GRU/LSTM layers. On GPU under TensorFlow
     cuDNN kernels cannot be XLA-compiled (keras-team/keras#18456): train
