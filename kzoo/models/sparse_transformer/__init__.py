@@ -1,0 +1,2 @@
+from kzoo.models.sparse_transformer.sparse_transformer_block import SparseTransformerBlock
+from kzoo.models.sparse_transformer.sparse_transformer_lm import SparseTransformerLM
