@@ -88,7 +88,7 @@ SMOKE = dict(
 
 # Fields that define the model and its data: a checkpoint written under other
 # values cannot be resumed.
-SIGNATURE = ("size", "vocabulary_size", "vocabulary_file", "sequence_length",
+SIGNATURE = ("size", "vocabulary_size", "sequence_length",
              "max_sequence_length",
              "text_dir", "max_paragraphs", "validation_fraction", "dropout")
 
@@ -186,7 +186,8 @@ def main(argv=None):
         mask_selection_length=config.mask_selection_length,
         # Keras' fit under a strategy cannot reduce a bool batch; see mlm_dataset.
         padding_mask_dtype="bool" if config.distribute == "none" else "int32")
-    done = resumed_step(run_dir, config.steps_per_epoch)
+    backup_dir = os.path.join(run_dir, "backup")
+    done = resumed_step(backup_dir, config.steps_per_epoch)
     train_ds = mlm_dataset(packed["train"], config.batch_size, shuffle=True,
                            repeat=True, seed=config.seed, **masking).skip(done)
     val_batch = min(config.batch_size, len(packed["validation"]))
@@ -219,7 +220,7 @@ def main(argv=None):
           f"parameters; {strategy.num_replicas_in_sync} replica(s); resuming "
           f"at step {done}" if done else "")
 
-    callbacks = [ChiefBackupAndRestore(os.path.join(run_dir, "backup"))]
+    callbacks = [ChiefBackupAndRestore(backup_dir)]
     tokens_per_step = config.batch_size * config.sequence_length
     throughput = common.Throughput(
         tokens_per_step, os.path.join(run_dir, "logs") if chief else None,
