@@ -23,8 +23,22 @@ def _np(x):
     return ops.convert_to_numpy(x)
 
 
-def test_harness_with_padding():
-    run_model_test(ReformerLM, SMALL, _inputs(), expected_output_shape=(2, 8, 40))
+def test_harness_with_padding_no_hashing():
+    # Mixed-precision numbers are checked without hashing: a bucket is an
+    # argmax, so float16 rounding can flip the bucket of a near-tie position
+    # and change which keys its query sees (a legitimate, discontinuous
+    # difference; on JAX it reached 0.19 in the logits). One bucket keeps the
+    # chunked, look-back, causal, reversible path. Hashing is checked in
+    # float32 below and in test_lsh_attention.py.
+    run_model_test(
+        ReformerLM, dict(SMALL, num_buckets=1), _inputs(), expected_output_shape=(2, 8, 40)
+    )
+
+
+def test_harness_with_hashing_float32():
+    run_model_test(
+        ReformerLM, SMALL, _inputs(), expected_output_shape=(2, 8, 40), run_precision=False
+    )
 
 
 def test_forward_equals_hand_composition():

@@ -25,27 +25,26 @@ from kzoo.utils.validation import check_rank
 
 
 def _vjp(fn, primals, cotangent):
-    """Returns d<fn(*primals), cotangent>/d primals (a list, one per primal)."""
+    """`(fn(*primals), d<fn(*primals), cotangent>/d primals)` (a list)."""
     backend = keras.backend.backend()
     if backend == "jax":
         import jax
 
-        _, pullback = jax.vjp(fn, *primals)
-        return list(pullback(cotangent))
+        out, pullback = jax.vjp(fn, *primals)
+        return out, list(pullback(cotangent))
     if backend == "tensorflow":
         import tensorflow as tf
 
         with tf.GradientTape() as tape:
             tape.watch(primals)
             out = fn(*primals)
-        return list(
-            tape.gradient(
-                out,
-                primals,
-                output_gradients=cotangent,
-                unconnected_gradients=tf.UnconnectedGradients.ZERO,
-            )
+        grads = tape.gradient(
+            out,
+            primals,
+            output_gradients=cotangent,
+            unconnected_gradients=tf.UnconnectedGradients.ZERO,
         )
+        return out, list(grads)
     raise NotImplementedError(
         "the memory-saving backward pass of ReversibleEncoder supports the "
         f"tensorflow and jax backends; received backend {backend!r}. Use "
@@ -245,21 +244,18 @@ class ReversibleEncoder(keras.layers.Layer):
                 a1, a2 = y1, y2
                 weight_grads = []
                 for block, (fw, gw) in reversed(list(zip(blocks, per_block))):
-                    # G: y2 = x2 + G(y1); recompute x2, push dy2 through G.
-                    a1 = ops.stop_gradient(a1)
-                    g_out = g_apply(block, gw, a1)
-                    x2_prev = a2 - g_out
-                    gy1, *gw_grads = _vjp(
+                    # G: y2 = x2 + G(y1); recompute G(y1) (the vjp's primal output),
+                    # rebuild x2 from it, push dy2 through G.
+                    g_out, (gy1, *gw_grads) = _vjp(
                         lambda x, *w: g_apply(block, list(w), x), [a1] + gw, dy2
                     )
+                    x2_prev = a2 - g_out
                     dy1 = dy1 + gy1
-                    # F: y1 = x1 + F(x2); recompute x1, push dy1 through F.
-                    x2_prev = ops.stop_gradient(x2_prev)
-                    f_out = f_apply(block, fw, x2_prev)
-                    x1_prev = a1 - f_out
-                    fx2, *fw_grads = _vjp(
+                    # F: y1 = x1 + F(x2); recompute F(x2), push dy1 through F.
+                    f_out, (fx2, *fw_grads) = _vjp(
                         lambda x, *w: f_apply(block, list(w), x), [x2_prev] + fw, dy1
                     )
+                    x1_prev = a1 - f_out
                     dy2 = dy2 + fx2
                     weight_grads = fw_grads + gw_grads + weight_grads
                     a1, a2 = x1_prev, x2_prev
