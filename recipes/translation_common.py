@@ -396,12 +396,21 @@ def train(model, config, data, run_dir, extra_callbacks=()):
 
 
 def make_translator(model, config, data):
+    """Strings -> strings with core-TF-op tokenizers (loads in saved_model_cli).
+
+    `FrozenSentencePiece` stores the SentencePiece segmentation of every
+    source word of the corpus (the tokenizer applied to words; no target
+    text involved), so its ids equal the tensorflow-text tokenizer's on the
+    corpus, and new words get a valid character-level fallback.
+    """
+    from kzoo.data.tokenizers import FrozenSentencePiece, corpus_words
     from kzoo.export.translator import Translator
 
+    words = corpus_words(s for part in data.split for s, _ in part)
     return Translator(
         model,
-        data.source_tokenizer,
-        data.target_tokenizer,
+        FrozenSentencePiece(data.source_tokenizer, words),
+        FrozenSentencePiece(data.target_tokenizer),
         max_input_length=config.max_length,
         max_output_length=config.max_output_length,
         beam_size=config.beam_size,

@@ -35,8 +35,12 @@ class Translator:
 
     Args:
         model: a kzoo encoder-decoder with `generate(...)`.
-        source_tokenizer: keras-hub tokenizer, strings -> int ids.
-        target_tokenizer: keras-hub tokenizer with `detokenize`.
+        source_tokenizer: strings -> int ids with `tokenize`: a
+            `kzoo.data.tokenizers.FrozenSentencePiece` (core TF ops: the
+            SavedModel then loads anywhere, `saved_model_cli` included) or a
+            keras-hub tokenizer (its tensorflow-text op must be imported
+            before loading the SavedModel).
+        target_tokenizer: the same kind, with `detokenize`.
         max_input_length: source pieces kept; longer inputs are truncated.
         max_output_length: pieces generated at most (end token included).
         beam_size: 1 for greedy decoding, else beam search.
@@ -94,7 +98,7 @@ class Translator:
         """(B,) strings -> {"outputs": (B,) strings, "truncated": (B,) bool}."""
         import tensorflow as tf
 
-        pieces = tf.cast(self.source_tokenizer(inputs), tf.int32)  # ragged (B, None)
+        pieces = tf.cast(self.source_tokenizer.tokenize(inputs), tf.int32)  # (B, None)
         lengths = pieces.row_lengths()  # (B,)
         truncated = lengths > self.max_input_length
         num_truncated = tf.reduce_sum(tf.cast(truncated, tf.int32))

@@ -265,3 +265,33 @@ def test_dataset_rejects_bad_arguments():
         )
     with pytest.raises(ValueError, match="pairs"):
         tr.make_translation_dataset([], None, None, 2)
+
+
+@pytest.mark.tf_only
+def test_frozen_sentence_piece_equals_tensorflow_text(tokenizers):
+    """Core-op tokenizer (for SavedModels) == the tensorflow-text one."""
+    tf = _tf_only()
+    from kzoo.data.tokenizers import FrozenSentencePiece, corpus_words
+
+    source_tok, target_tok = tokenizers
+    pairs = tr.split_pairs(tr.load_de_en_pairs()[0]).test[:200]
+    sources = [s for s, _ in pairs]
+    frozen = FrozenSentencePiece(source_tok, corpus_words(sources))
+    got = frozen.tokenize(tf.constant(sources)).to_list()
+    want = source_tok(tf.constant(sources))
+    want = want.to_list() if hasattr(want, "to_list") else want
+    assert got == [list(map(int, w)) for w in want]
+    # Unseen word: "▁" then one piece per character, <unk> if unknown.
+    unseen = frozen.tokenize(tf.constant(["QzxЖ"])).to_list()[0]
+    assert unseen[0] == source_tok.token_to_id("\u2581")
+    assert unseen[-1] == tr.UNK_ID and len(unseen) == 5
+    assert frozen.tokenize(tf.constant(["", "   "])).to_list() == [[], []]
+    # Decoding equals SentencePiece's on the German side.
+    frozen_target = FrozenSentencePiece(target_tok)
+    targets = [t for _, t in pairs]
+    ids = target_tok(tf.constant(targets))
+    ids = ids if isinstance(ids, tf.RaggedTensor) else tf.ragged.constant(ids)
+    got = [x.decode() for x in frozen_target.detokenize(ids).numpy()]
+    want = [x if isinstance(x, str) else x.decode()
+            for x in np.asarray(target_tok.detokenize(ids)).tolist()]
+    assert got == want
