@@ -10,6 +10,7 @@ translations and writes to `saved_models/gru_translator/`:
     saved_model/       SavedModel: batch of strings in, batch of strings out
     source.spm, target.spm   the SentencePiece tokenizers
     config.json        this run's config
+    test_translations.tsv    source, model output, reference (test split)
     metrics.json       BLEU, chrF, losses, times, throughput
 
 and TensorBoard logs, a profiler trace and the resumable backup to
@@ -139,7 +140,7 @@ def main(argv=None):
         "history": training["history"],
     }
     saved_model = common.save_artefacts(
-        model, config, size, translator, metrics, output_dir, data
+        model, config, size, translator, metrics, output_dir, data, samples
     )
     print(f"saved: {output_dir}/ (model.keras, config.json, metrics.json, {saved_model})")
     return metrics
