@@ -16,7 +16,7 @@ def _parser():
         "process per configuration.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "list"):
+    for name in ("run", "list", "report"):
         p = sub.add_parser(name)
         p.add_argument(
             "--suite",
@@ -29,7 +29,9 @@ def _parser():
             default=os.environ.get("KERAS_BACKEND", "tensorflow"),
             choices=("tensorflow", "jax"),
         )
-        if name == "list":
+        if name == "report":
+            p.add_argument("--out", default=os.path.join("benchmarks", "results"))
+        if name in ("list", "report"):
             continue
         p.add_argument("--out", default=os.path.join("benchmarks", "results"))
         p.add_argument(
@@ -139,6 +141,8 @@ def main(argv=None):
             for c in harness.load_suite(name).configs(options):
                 print(c["name"])
         return 0
+    if args.command == "report":
+        return _report(args, suites)
     if args.profile:
         return _profile(args, options, suites)
     for name in suites:
@@ -167,3 +171,17 @@ def _profile(args, options, suites):
         f"`--profile` must name a configuration of suite {args.suite!r} (see "
         f"`python -m benchmarks list --suite {args.suite}`); received {args.profile!r}"
     )
+
+
+def _report(args, suites):
+    """Rewrites the Markdown reports and plots from the JSON results."""
+    import glob
+    import json
+
+    for name in suites:
+        for path in sorted(glob.glob(os.path.join(args.out, name, "results-*.json"))):
+            with open(path) as f:
+                document = json.load(f)
+            for written in harness.write_results(document, args.out):
+                print(f"  wrote {written}")
+    return 0

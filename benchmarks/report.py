@@ -97,7 +97,7 @@ def write_plots(document, out_dir, tag):
         series = {}
         stops = {}
         for r in document["results"]:
-            if spec.get("filter") and spec["filter"] not in r["series"]:
+            if spec.get("filter") and not r["series"].endswith(spec["filter"]):
                 continue
             if r.get("status") == "ok":
                 y = get_path(r, spec["y"])
