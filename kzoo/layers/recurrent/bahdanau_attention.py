@@ -7,15 +7,12 @@ D value width.
 import keras
 from keras import ops
 
-from kzoo.layers.attention.masking import masked_softmax
-from kzoo.layers.attention.masking import validate_masks
+from kzoo.layers.recurrent.recurrent_attention import RecurrentAttention
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import static_shape
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BahdanauAttention(keras.layers.Layer):
+class BahdanauAttention(RecurrentAttention):
     """Additive attention: `score(q, k) = v . tanh(W_q q + W_k k)`.
 
     Implements the alignment model of "Neural Machine Translation by Jointly
@@ -60,11 +57,9 @@ class BahdanauAttention(keras.layers.Layer):
         )
 
     def build(self, query_shape, value_shape=None, key_shape=None):
-        value_shape = query_shape if value_shape is None else value_shape
-        key_shape = value_shape if key_shape is None else key_shape
-        check_rank("query", query_shape, 3, "(batch, query_length, dim)")
-        check_rank("value", value_shape, 3, "(batch, key_length, dim)")
-        check_rank("key", key_shape, 3, "(batch, key_length, dim)")
+        query_shape, value_shape, key_shape = self._resolve_shapes(
+            query_shape, value_shape, key_shape
+        )
         self._query_dense = keras.layers.Dense(
             self.units,
             use_bias=False,
@@ -91,8 +86,8 @@ class BahdanauAttention(keras.layers.Layer):
         """`W_k k`, (B, S, D_k) -> (B, S, U); computed once per sequence."""
         return self._key_dense(key)
 
-    def attend(self, query, value, projected_key, padding_mask=None):
-        """Attention given keys already passed through `project_keys`."""
+    def _score(self, query, projected_key):
+        """Float32 scores (B, T, S) for keys from `project_keys`."""
         q = self._query_dense(query)  # (B, T, U)
         hidden = ops.tanh(
             ops.expand_dims(q, 2) + ops.expand_dims(projected_key, 1)
@@ -102,35 +97,7 @@ class BahdanauAttention(keras.layers.Layer):
             ops.cast(hidden, "float32"),
             ops.cast(self.score_vector, "float32"),
         )  # (B, T, S)
-        mask = None
-        if padding_mask is not None:
-            mask = ops.expand_dims(padding_mask, 1)  # (B, 1, S)
-        weights = masked_softmax(scores, mask)  # (B, T, S) float32
-        context = ops.einsum(
-            "bts,bsd->btd", ops.cast(weights, value.dtype), value
-        )  # (B, T, D)
-        return context, weights
-
-    def call(self, query, value=None, padding_mask=None, key=None):
-        value = query if value is None else value
-        key = value if key is None else key
-        validate_masks(static_shape(query), static_shape(key), padding_mask)
-        return self.attend(query, value, self.project_keys(key), padding_mask)
-
-    def compute_output_shape(self, query_shape, value_shape=None, **kwargs):
-        value_shape = query_shape if value_shape is None else value_shape
-        return (
-            (query_shape[0], query_shape[1], value_shape[-1]),
-            (query_shape[0], query_shape[1], value_shape[1]),
-        )
-
-    def compute_output_spec(self, query, value=None, **kwargs):
-        value = query if value is None else value
-        context, weights = self.compute_output_shape(query.shape, value.shape)
-        return (
-            keras.KerasTensor(context, dtype=self.compute_dtype),
-            keras.KerasTensor(weights, dtype="float32"),
-        )
+        return scores
 
     def get_config(self):
         config = super().get_config()

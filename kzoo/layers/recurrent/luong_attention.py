@@ -6,17 +6,14 @@ Einsum letters: B batch, T query length, S key length, D width.
 import keras
 from keras import ops
 
-from kzoo.layers.attention.masking import masked_softmax
-from kzoo.layers.attention.masking import validate_masks
+from kzoo.layers.recurrent.recurrent_attention import RecurrentAttention
 from kzoo.utils.validation import check_one_of
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import static_shape
 
 LUONG_SCORES = ("dot", "general")
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LuongAttention(keras.layers.Layer):
+class LuongAttention(RecurrentAttention):
     """Multiplicative attention: `score(q, k) = q . k` or `q . W_a k`.
 
     Implements the global attention scores "dot" and "general" of
@@ -56,11 +53,9 @@ class LuongAttention(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
-        value_shape = query_shape if value_shape is None else value_shape
-        key_shape = value_shape if key_shape is None else key_shape
-        check_rank("query", query_shape, 3, "(batch, query_length, dim)")
-        check_rank("value", value_shape, 3, "(batch, key_length, dim)")
-        check_rank("key", key_shape, 3, "(batch, key_length, dim)")
+        query_shape, value_shape, key_shape = self._resolve_shapes(
+            query_shape, value_shape, key_shape
+        )
         if self.score == "dot":
             if query_shape[-1] != key_shape[-1]:
                 raise ValueError(
@@ -86,42 +81,14 @@ class LuongAttention(keras.layers.Layer):
             return key
         return self._key_dense(key)  # (B, S, D_q)
 
-    def attend(self, query, value, projected_key, padding_mask=None):
-        """Attention given keys already passed through `project_keys`."""
+    def _score(self, query, projected_key):
+        """Float32 scores (B, T, S) for keys from `project_keys`."""
         scores = ops.einsum(
             "btd,bsd->bts",
             ops.cast(query, "float32"),
             ops.cast(projected_key, "float32"),
         )  # (B, T, S)
-        mask = None
-        if padding_mask is not None:
-            mask = ops.expand_dims(padding_mask, 1)  # (B, 1, S)
-        weights = masked_softmax(scores, mask)  # (B, T, S) float32
-        context = ops.einsum(
-            "bts,bsd->btd", ops.cast(weights, value.dtype), value
-        )  # (B, T, D)
-        return context, weights
-
-    def call(self, query, value=None, padding_mask=None, key=None):
-        value = query if value is None else value
-        key = value if key is None else key
-        validate_masks(static_shape(query), static_shape(key), padding_mask)
-        return self.attend(query, value, self.project_keys(key), padding_mask)
-
-    def compute_output_shape(self, query_shape, value_shape=None, **kwargs):
-        value_shape = query_shape if value_shape is None else value_shape
-        return (
-            (query_shape[0], query_shape[1], value_shape[-1]),
-            (query_shape[0], query_shape[1], value_shape[1]),
-        )
-
-    def compute_output_spec(self, query, value=None, **kwargs):
-        value = query if value is None else value
-        context, weights = self.compute_output_shape(query.shape, value.shape)
-        return (
-            keras.KerasTensor(context, dtype=self.compute_dtype),
-            keras.KerasTensor(weights, dtype="float32"),
-        )
+        return scores
 
     def get_config(self):
         config = super().get_config()
