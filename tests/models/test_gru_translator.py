@@ -280,3 +280,53 @@ def test_bad_inputs():
         model.generate(ids, mask, 0, START, END)
     with pytest.raises(ValueError, match="length_penalty"):
         model.generate(ids, mask, 5, START, END, beam_size=2, length_penalty=-1)
+
+
+@pytest.mark.skipif(
+    keras.backend.backend() != "tensorflow", reason="tf.data with dynamic shapes"
+)
+@pytest.mark.parametrize("attention", ["bahdanau", "luong_general"])
+def test_jit_fit_on_bucketed_batches_of_unknown_shape(attention):
+    # The recipe feeds (None, None) batches; XLA must compile the decoder's
+    # loop and its gradient without shape-dependent run-time permutations.
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+
+    def pairs():
+        for _ in range(12):
+            s = rng.integers(3, 20, rng.integers(2, 9)).astype("int32")
+            t = np.concatenate([[START], s[::-1]]).astype("int32")
+            x = {
+                "encoder_token_ids": s,
+                "encoder_padding_mask": s > 0,
+                "decoder_token_ids": t,
+                "decoder_padding_mask": t > 0,
+            }
+            yield x, np.concatenate([s[::-1], [END]]).astype("int32")
+
+    spec = tf.TensorSpec((None,), tf.int32)
+    mask_spec = tf.TensorSpec((None,), tf.bool)
+    signature = (
+        {
+            "encoder_token_ids": spec,
+            "encoder_padding_mask": mask_spec,
+            "decoder_token_ids": spec,
+            "decoder_padding_mask": mask_spec,
+        },
+        spec,
+    )
+    data = tf.data.Dataset.from_generator(pairs, output_signature=signature)
+    model = _model(attention)
+    before = [w.numpy() for w in model.trainable_weights]
+    model.compile(
+        "adam",
+        keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        jit_compile=True,
+    )
+    loss = model.fit(data.padded_batch(4), epochs=1, verbose=0).history["loss"]
+    assert np.isfinite(loss[0])
+    moved = [
+        not np.allclose(a, w.numpy()) for a, w in zip(before, model.trainable_weights)
+    ]
+    assert all(moved)

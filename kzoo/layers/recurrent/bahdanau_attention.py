@@ -88,7 +88,16 @@ class BahdanauAttention(RecurrentAttention):
 
     def _score(self, query, projected_key):
         """Float32 scores (B, T, S) for keys from `project_keys`."""
-        q = self._query_dense(query)  # (B, T, U)
+        # A 2-D matmul, not Dense on a rank-3 tensor: TensorFlow's Dense
+        # uses tensordot, whose gradient inside the decoder's while loop
+        # has a transpose with a run-time permutation that XLA rejects
+        # when the batch and length are dynamic (bucketed tf.data).
+        kernel = ops.cast(self._query_dense.kernel, query.dtype)
+        flat = ops.reshape(query, (-1, ops.shape(query)[-1]))  # (B*T, D_q)
+        q = ops.reshape(
+            ops.matmul(flat, kernel),
+            (ops.shape(query)[0], ops.shape(query)[1], self.units),
+        )  # (B, T, U)
         hidden = ops.tanh(
             ops.expand_dims(q, 2) + ops.expand_dims(projected_key, 1)
         )  # (B, T, S, U)
