@@ -106,12 +106,7 @@ def main(argv=None):
         common.attention_maps(model, config, data, translator), run_dir,
     )
     training = common.train(model, config, data, run_dir, [samples_callback])
-    print(
-        f"trained {training['steps_this_run']} steps in "
-        f"{training['train_seconds']:.0f} s "
-        f"({training['train_sentences_per_second']:.0f} sentences/s); best "
-        f"validation loss {training['best_val_loss']:.3f}"
-    )
+    print(common.describe_training(training))
 
     # 4. Score on the test split (never used before this point).
     scores, samples = common.score(model, config, data, translator)

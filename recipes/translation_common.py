@@ -48,12 +48,15 @@ class TranslationConfig:
     max_pairs: int = 0  # 0 = all; else the first N pairs of the hash order
     validation_fraction: float = 0.05
     test_fraction: float = 0.05
-    vocabulary_size: int = 4000  # SentencePiece pieces per language
+    # SentencePiece pieces per language. Small on purpose: on 16k pairs,
+    # 2,000 pieces beat 4,000 (BLEU 2.86 vs 2.03 for the default GRU; small
+    # vocabularies suit low-resource NMT, Sennrich & Zhang 2019).
+    vocabulary_size: int = 2000
     max_length: int = 48  # pieces kept per side (decoder: incl. BOS/EOS)
     bucket_boundaries: str = "12,16,24,32,48"  # padded lengths of the buckets
     # optimisation
     batch_size: int = 64
-    epochs: int = 8  # passes over the training split (at most)
+    epochs: int = 12  # passes over the training split (at most)
     learning_rate: float = 2e-3
     warmup_steps: int = 200
     clipnorm: float = 1.0
@@ -321,6 +324,7 @@ def train(model, config, data, run_dir, extra_callbacks=()):
     the backup happen at the end of each period. A restarted run resumes at
     the last backup and reads the stream from the same batch on.
     """
+    from kzoo.training.clock import TrainingClock
     from kzoo.training.tensorboard import TrainingScalars
 
     boundaries = bucket_boundaries(config)
@@ -341,7 +345,12 @@ def train(model, config, data, run_dir, extra_callbacks=()):
     )
     validation = make_dataset(config, data, data.split.validation)
     log_dir = os.path.join(run_dir, "tensorboard")
+    clock = TrainingClock(
+        os.path.join(run_dir, "clock.json"),
+        initial_epoch=start_step // config.steps_per_period,
+    )
     callbacks = [
+        clock,  # before the backup, so a backed-up period is on the clock
         ResumableEarlyStopping(
             os.path.join(run_dir, "early_stopping"),
             monitor="val_loss",
@@ -375,19 +384,49 @@ def train(model, config, data, run_dir, extra_callbacks=()):
     )
     seconds = time.perf_counter() - start
     val_losses = history.history.get("val_loss", [])
-    best = int(np.argmin(val_losses)) if val_losses else -1
     steps_run = len(history.history.get("loss", [])) * config.steps_per_period
+    overall = clock.summary()  # across restarts
+    overall_losses = [
+        r["val_loss"] for r in clock.records if r["val_loss"] is not None
+    ]
     return {
         "train_seconds": seconds,
+        "train_seconds_all_runs": overall.get("total_seconds"),
+        "seconds_to_best_val_loss": overall.get("seconds_to_best"),
+        "val_loss_by_period": [r["val_loss"] for r in clock.records],
         "steps_this_run": steps_run,
         "resumed_from_step": start_step,
         "batches_per_epoch": batches_per_epoch,
-        "periods_run": len(val_losses),
-        "best_val_loss": float(val_losses[best]) if val_losses else None,
-        "best_period": best + 1 + start_step // config.steps_per_period,
+        "periods_run": len(val_losses),  # this run
+        # Best over all runs (a resumed run's history has only its periods).
+        "best_val_loss": (
+            min(v for v in overall_losses) if overall_losses else None
+        ),
+        "best_period": overall.get("best_epoch"),
         "train_sentences_per_second": steps_run * config.batch_size / seconds,
         "history": {k: [float(v) for v in vs] for k, vs in history.history.items()},
     }
+
+
+def describe_training(training):
+    """One line: steps, time (this run and all runs), best validation loss."""
+    line = (
+        f"trained {training['steps_this_run']} steps in "
+        f"{training['train_seconds']:.0f} s "
+        f"({training['train_sentences_per_second']:.0f} sentences/s)"
+    )
+    if training["resumed_from_step"]:
+        line += (
+            f" after resuming at step {training['resumed_from_step']}; "
+            f"{training['train_seconds_all_runs']:.0f} s over all runs"
+        )
+    if training["best_val_loss"] is not None:
+        line += (
+            f"; best validation loss {training['best_val_loss']:.3f} after "
+            f"{training['seconds_to_best_val_loss']:.0f} s (period "
+            f"{training['best_period']})"
+        )
+    return line
 
 
 # ---------------------------------------------------------------------------

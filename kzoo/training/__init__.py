@@ -2,3 +2,4 @@
 from kzoo.training.checkpointing import ResumableEarlyStopping, make_backup_callback, resumed_epoch, resumed_step  # noqa: F401
 from kzoo.training.metrics import TokenCount  # noqa: F401
 from kzoo.training.checkpointing import BackupAndRestore  # noqa: F401
+from kzoo.training.clock import TrainingClock  # noqa: F401

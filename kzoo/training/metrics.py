@@ -32,7 +32,10 @@ class TokenCount(keras.metrics.Metric):
         self.total.assign_add(count)
 
     def result(self):
-        return ops.convert_to_tensor(self.total)
+        # A copy, not the variable: on TensorFlow `convert_to_tensor` returns
+        # the variable itself, so the epoch logs would show whatever the
+        # next evaluation counted (the validation total).
+        return ops.copy(self.total)
 
     def reset_state(self):
         self.total.assign(0.0)

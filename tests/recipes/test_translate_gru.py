@@ -143,6 +143,16 @@ def test_resume_after_interruption_matches_uninterrupted_run(smoke_run, tmp_path
     assert json.loads((backup / "training_metadata.json").read_text())["epoch"] == 1
     resumed, out, _ = _run(tmp_path, "resumed")
     assert resumed["resumed_from_step"] == 4 and resumed["steps_this_run"] == 8
+    # The clock spans both runs: all 3 periods' validation losses, the same
+    # best as the uninterrupted run, and more time than this run alone.
+    assert len(resumed["val_loss_by_period"]) == 3
+    np.testing.assert_allclose(
+        resumed["val_loss_by_period"], reference["val_loss_by_period"], rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        resumed["best_val_loss"], reference["best_val_loss"], rtol=1e-5
+    )
+    assert resumed["train_seconds_all_runs"] > resumed["train_seconds"]
     np.testing.assert_allclose(
         resumed["history"]["loss"], reference["history"]["loss"][1:], rtol=1e-5
     )

@@ -32,6 +32,19 @@ def test_token_count_sums_sample_weights():
     assert TokenCount.from_config(metric.get_config()).name == "tokens"
 
 
+def test_token_count_result_is_a_snapshot():
+    # Keras keeps the epoch's training logs while it evaluates; a result that
+    # aliased the variable would then report the validation count.
+    metric = TokenCount()
+    y = np.zeros((1, 3), "int32")
+    metric.update_state(y, y)
+    result = metric.result()
+    metric.reset_state()
+    metric.update_state(y[:, :1], y[:, :1])
+    assert float(result) == 3.0
+    assert float(metric.result()) == 1.0
+
+
 def _tiny_model():
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
     model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
