@@ -17,7 +17,8 @@ teacher's logits are computed once on the training articles, with the
 teacher's own vocabulary and length; the student, a pretrained encoder from
 `pretrain_bert.py`, reads the articles with its own. For comparison the same
 student is also fine-tuned on the labels alone with the same budget. Reports
-test accuracy, macro-F1, parameters and inference speed side by side and
+test accuracy, macro-F1, parameters, size of the `.keras` file and
+inference speed side by side and
 writes them to `<output_dir>/distill_<teacher>_to_<student>/metrics.json`.
 """
 
@@ -51,8 +52,9 @@ class DistillConfig:
     max_eval: int = 0
     batch_size: int = 32
     epochs: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3
     dropout: float = 0.1
+    pooling: str = "mean"  # mean | cls, as in finetune_classifier.py
     speed_batch_size: int = 32
     seed: int = 1
     output_dir: str = "saved_models"
@@ -108,6 +110,16 @@ def load_teacher(path):
     return keras.saving.load_model(model_path), vocabulary, config
 
 
+def keras_file_megabytes(model):
+    """Size of the model's `.keras` file (weights + config), in MB."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.keras")
+        model.save(path)
+        return os.path.getsize(path) / 1e6
+
+
 def split(name, limit):
     texts, labels = load_bbc_news(name)
     if limit:  # a fixed random subset, so that every label appears
@@ -119,7 +131,7 @@ def split(name, limit):
 def train_student(encoder, x, y, val, config, loss):
     keras.utils.set_random_seed(config.seed)
     model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
-                                dropout=config.dropout)
+                                dropout=config.dropout, pooling=config.pooling)
     steps = config.epochs * (len(x["token_ids"]) // config.batch_size or 1)
     schedule = common.WarmupLinearDecay(config.learning_rate, steps // 10, steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01, clipnorm=1.0)
@@ -133,6 +145,7 @@ def main(argv=None):
     config = common.parse_config(DistillConfig, argv, SMOKE, __doc__.splitlines()[0])
     common.check_positive(config, "temperature", "sequence_length", "batch_size",
                           "epochs", "learning_rate")
+    common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
     if not 0.0 <= config.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1]; received {config.alpha!r}")
     teacher, teacher_vocab, teacher_config = load_teacher(config.teacher)
@@ -171,6 +184,7 @@ def main(argv=None):
         rows[name] = dict(
             common.classification_metrics(test_y, pred, len(BBC_LABELS)),
             parameters=common.count_parameters(model),
+            disk_megabytes=keras_file_megabytes(model),
             examples_per_second=common.inference_speed(
                 model, x, config.speed_batch_size),
             sequence_length=int(x["token_ids"].shape[1]),
@@ -188,11 +202,11 @@ def main(argv=None):
         report("student_labels_only", plain, s_test, time.perf_counter() - start)
 
     print(f"{'model':<22}{'accuracy':>9}{'macro-F1':>9}{'params':>11}"
-          f"{'ex/s':>9}{'len':>5}")
+          f"{'MB':>7}{'ex/s':>9}{'len':>5}")
     for name, r in rows.items():
         print(f"{name:<22}{r['accuracy']:>9.4f}{r['macro_f1']:>9.4f}"
-              f"{r['parameters']:>11,}{r['examples_per_second']:>9.1f}"
-              f"{r['sequence_length']:>5}")
+              f"{r['parameters']:>11,}{r['disk_megabytes']:>7.2f}"
+              f"{r['examples_per_second']:>9.1f}{r['sequence_length']:>5}")
     os.makedirs(out_dir, exist_ok=True)
     student.save(os.path.join(out_dir, "student.keras"))
     common.save_vocabulary(os.path.join(out_dir, "vocab.txt"), student_vocab)

@@ -42,10 +42,11 @@ class FinetuneConfig:
     max_eval: int = 0  # 0 = the whole validation and test splits
     batch_size: int = 32
     epochs: int = 4
-    learning_rate: float = 3e-4
+    learning_rate: float = 1e-3  # tiny/mini after short pretraining; 3e-4 underfits
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     dropout: float = 0.1
+    pooling: str = "mean"  # mean (of real tokens) | cls (BERT's pooled [CLS])
     mixed_precision: str = "none"  # none | mixed_float16 | mixed_bfloat16
     jit_compile: bool = False
     seed: int = 1
@@ -67,7 +68,7 @@ def load_split(split, limit):
 
 def build_classifier(encoder, config, steps):
     model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
-                                dropout=config.dropout)
+                                dropout=config.dropout, pooling=config.pooling)
     schedule = common.WarmupLinearDecay(
         config.learning_rate, int(config.warmup_fraction * steps), steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
@@ -85,6 +86,7 @@ def main(argv=None):
     config = common.parse_config(FinetuneConfig, argv, SMOKE, __doc__.splitlines()[0])
     common.check_choice("mixed_precision", config.mixed_precision,
                         common.MIXED_PRECISION)
+    common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
     common.check_positive(config, "sequence_length", "batch_size", "epochs",
                           "learning_rate")
     # Everything is checked before anything is written.

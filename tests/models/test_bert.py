@@ -117,12 +117,14 @@ def _from_serialized(cls):
     return keras.saving.register_keras_serializable(package="kzoo_tests")(Wrapped)
 
 
-def test_classifier_harness():
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_classifier_harness(pooling):
     encoder = BertEncoder(**CONFIG)
     config = {
         "encoder": keras.saving.serialize_keras_object(encoder),
         "num_classes": 3,
         "dropout": 0.1,
+        "pooling": pooling,
     }
     out = run_model_test(
         _from_serialized(BertClassifier), config, _inputs(), expected_output_shape=(3, 3)
@@ -180,6 +182,27 @@ def test_classifier_numbers():
     pooled = _np(encoder(data)["pooled_output"])
     w, b = clf.output_dense.get_weights()
     np.testing.assert_allclose(_np(clf(data)), pooled @ w + b, atol=1e-5)
+
+
+def test_classifier_mean_pooling_numbers_and_round_trip(tmp_path):
+    encoder = BertEncoder(**CONFIG)
+    clf = BertClassifier(encoder, num_classes=3, pooling="mean")
+    data = _inputs()
+    seq = _np(encoder(data)["sequence_output"])
+    # Mean over real tokens only; the fully padded row pools to zeros.
+    pooled = np.stack([seq[0].mean(0), seq[1, :4].mean(0), np.zeros(8)])
+    w, b = clf.output_dense.get_weights()
+    np.testing.assert_allclose(_np(clf(data)), pooled @ w + b, atol=1e-5)
+    # Padding the batch further changes nothing.
+    padded = {k: np.pad(v, ((0, 0), (0, 3))) for k, v in data.items()}
+    np.testing.assert_allclose(_np(clf(padded)), _np(clf(data)), atol=1e-5)
+    path = str(tmp_path / "clf.keras")
+    clf.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.pooling == "mean"
+    np.testing.assert_allclose(_np(restored(data)), _np(clf(data)), atol=1e-6)
+    with pytest.raises(ValueError, match="pooling.*'max'"):
+        BertClassifier(encoder, num_classes=3, pooling="max")
 
 
 @pytest.mark.parametrize(

@@ -150,3 +150,101 @@ def test_only_the_chief_writes_the_backup(tmp_path, monkeypatch):
         if writes:
             meta = json.loads((backup / "training_metadata.json").read_text())
             assert meta["epoch"] == 2
+
+
+# The same comparison on the BERT masked-LM model itself: embeddings, post-LN
+# blocks with a padding mask, the tied output projection and per-position
+# sample weights. Dropout is 0 (each replica would draw its own masks).
+MIRRORED_BERT_STEP = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(
+        cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras
+    import kzoo
+    from kzoo.training.distribute import build_before_fit, get_strategy
+
+    V, B, S, P = 50, 8, 10, 3
+    rng = np.random.RandomState(0)
+    ids = rng.randint(5, V, (B, S)).astype("int32")
+    ids[:, 0] = 2
+    mask = np.ones((B, S), "int32")
+    mask[1, 6:] = 0  # padding, in one half of the batch only
+    mask[6, 4:] = 0
+    ids[mask == 0] = 0
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+         "padding_mask": mask,
+         "mask_positions": np.tile(np.array([[1, 2, 3]], "int32"), (B, 1))}
+    y = rng.randint(5, V, (B, P)).astype("int32")
+    w = np.ones((B, P), "float32")
+    w[0, 2] = 0.0  # a padded selection
+    out = {}
+    for name in ("none", "mirrored"):
+        strategy = get_strategy(name)
+        out[name + "_replicas"] = strategy.num_replicas_in_sync
+        with strategy.scope():
+            keras.utils.set_random_seed(3)
+            encoder = kzoo.BertEncoder(
+                vocabulary_size=V, num_layers=2, num_heads=2, hidden_dim=8,
+                intermediate_dim=16, dropout=0.0, max_sequence_length=S)
+            model = kzoo.BertMaskedLM(encoder)
+            model.compile(
+                optimizer=keras.optimizers.AdamW(1e-2, weight_decay=0.01),
+                loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+            build_before_fit(model, (x, y, w))
+        for i, v in enumerate(model.get_weights()):
+            out[f"{name}_init_{i}"] = v
+        out[name + "_before"] = model.predict_on_batch(x)
+        history = model.fit(
+            tf.data.Dataset.from_tensors((x, y, w)), epochs=1, verbose=0)
+        out[name + "_loss"] = history.history["loss"][0]
+        out["num_weights"] = len(model.get_weights())
+        out["names"] = np.array([v.path for v in model.weights])
+        for i, v in enumerate(model.get_weights()):
+            out[f"{name}_w_{i}"] = v
+    np.savez(sys.argv[1], y=y, w=w, **out)
+    """
+)
+
+
+def test_one_mirrored_bert_masked_lm_step_equals_one_single_device_step(tmp_path):
+    pytest.importorskip("tensorflow")
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("tf.distribute needs the TensorFlow backend; the BERT "
+                    "model itself is covered on JAX by tests/models/test_bert.py")
+    script = tmp_path / "bert_step.py"
+    script.write_text(MIRRORED_BERT_STEP)
+    out = tmp_path / "out.npz"
+    env = dict(os.environ, KERAS_BACKEND="tensorflow", PYTHONPATH=REPO,
+               TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
+    proc = subprocess.run([sys.executable, str(script), str(out)], env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    r = np.load(out)
+    assert int(r["none_replicas"]) == 1 and int(r["mirrored_replicas"]) == 2
+    n = int(r["num_weights"])
+    for i in range(n):  # same starting point
+        np.testing.assert_array_equal(r[f"none_init_{i}"], r[f"mirrored_init_{i}"])
+    # Both losses equal the weighted cross-entropy of the initial logits on
+    # the global batch, divided by the number of selections (B * P).
+    logits = r["none_before"].astype("float64")
+    logits = logits - logits.max(-1, keepdims=True)
+    logp = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    nll = -np.take_along_axis(logp, r["y"][..., None], -1)[..., 0]
+    ref = (nll * r["w"]).sum() / r["w"].size
+    np.testing.assert_allclose(float(r["none_loss"]), ref, rtol=1e-5)
+    np.testing.assert_allclose(float(r["mirrored_loss"]), ref, rtol=1e-5)
+    for i, name in enumerate(r["names"]):
+        single, mirrored = r[f"none_w_{i}"], r[f"mirrored_w_{i}"]
+        np.testing.assert_allclose(mirrored, single, atol=2e-6, rtol=1e-5,
+                                   err_msg=str(name))
+        moved = np.abs(single - r[f"none_init_{i}"]).max()
+        if "pooled_dense" in name:  # no gradient from the masked-LM loss
+            assert moved == 0.0, name
+        elif not name.endswith("key/bias"):  # softmax ignores a key bias
+            assert moved > 1e-5, (name, moved)

@@ -1,20 +1,39 @@
 """BERT sequence classifier.
 
-Letters: B batch, D width, C classes.
+Letters: B batch, T length, D width, C classes.
 """
 
 import keras
+from keras import ops
 
 from kzoo.models.bert.bert_encoder import bert_kernel_initializer
 from kzoo.models.bert.bert_masked_lm import _check_encoder
 from kzoo.models.bert.bert_masked_lm import _deserialize_encoder
+from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
+
+POOLING = ("cls", "mean")
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class MaskedMeanPooling(keras.layers.Layer):
+    """Mean of `sequence (B, T, D)` over the positions where
+    `padding_mask (B, T)` is True; a fully padded row gives zeros."""
+
+    def call(self, sequence, padding_mask):
+        mask = ops.cast(ops.expand_dims(padding_mask, -1), sequence.dtype)  # (B, T, 1)
+        total = ops.sum(sequence * mask, axis=1)  # (B, D)
+        count = ops.maximum(ops.sum(mask, axis=1), 1.0)  # (B, 1)
+        return total / count
+
+    def compute_output_shape(self, sequence_shape, padding_mask_shape=None):
+        return (sequence_shape[0], sequence_shape[2])
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class BertClassifier(keras.Model):
-    """Sequence classification on BERT's pooled [CLS] output.
+    """Sequence classification on a pooled BERT output.
 
     From "BERT: Pre-training of Deep Bidirectional Transformers for Language
     Understanding" (Devlin et al., 2019), section 4.1: dropout on the pooled
@@ -24,6 +43,10 @@ class BertClassifier(keras.Model):
         encoder: a `BertEncoder`.
         num_classes: number of classes C.
         dropout: dropout rate on the pooled output.
+        pooling: "cls" (BERT's `pooled_output`, tanh(W h_[CLS] + b)) or
+            "mean" (the mean of `sequence_output` over real tokens). A BERT
+            pretrained with masked-LM only never trains its [CLS] vector, so
+            after short pretraining "mean" fine-tunes much faster.
 
     Inputs (dict): the encoder's `token_ids`, `segment_ids`, `padding_mask`.
 
@@ -35,13 +58,17 @@ class BertClassifier(keras.Model):
     >>> clf = BertClassifier(BertEncoder.from_size("tiny", vocabulary_size=100), 3)
     """
 
-    def __init__(self, encoder, num_classes, dropout=0.1, dtype=None, **kwargs):
+    def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,
+                 **kwargs):
         encoder = _check_encoder(encoder)
         check_positive_int("num_classes", num_classes)
         check_rate("dropout", dropout)
+        check_one_of("pooling", pooling, POOLING)
         dtype = dtype if dtype is not None else encoder.dtype_policy
         # === Layers ===
         self.encoder = encoder
+        self.mean_pooling = (MaskedMeanPooling(dtype=dtype, name="mean_pooling")
+                             if pooling == "mean" else None)
         self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
         self.output_dense = keras.layers.Dense(
             num_classes, kernel_initializer=bert_kernel_initializer(),
@@ -49,12 +76,18 @@ class BertClassifier(keras.Model):
         )
         # === Functional graph ===
         inputs = dict(encoder.input)
-        pooled = encoder(inputs)["pooled_output"]  # (B, D)
+        outputs = encoder(inputs)
+        if pooling == "mean":
+            pooled = self.mean_pooling(
+                outputs["sequence_output"], inputs["padding_mask"])  # (B, D)
+        else:
+            pooled = outputs["pooled_output"]  # (B, D)
         logits = self.output_dense(self.output_dropout(pooled))  # (B, C)
         super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
         # === Config ===
         self.num_classes = num_classes
         self.dropout = dropout
+        self.pooling = pooling
 
     def get_config(self):
         return {
@@ -64,6 +97,7 @@ class BertClassifier(keras.Model):
             "encoder": keras.saving.serialize_keras_object(self.encoder),
             "num_classes": self.num_classes,
             "dropout": self.dropout,
+            "pooling": self.pooling,
         }
 
     @classmethod
