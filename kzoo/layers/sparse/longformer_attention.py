@@ -1,10 +1,14 @@
 """Longformer sliding-window + global self-attention in O(n * w).
 
+The local band is computed by `band_attention` (blocked, float32 softmax,
+hand-made gradient); this file cuts the sequence into blocks, gathers the
+global tokens and computes the global rows.
+
 Einsum letters used in this file:
     B batch, N heads, H key_dim, V value_dim, D model width,
-    d dilation lane, q query block (nb blocks of c = w // 2 rows), c row in
-    a query block, k key column in the 3-block window (3c), g global slot
-    (G slots), t / s sequence positions.
+    d dilation lane, q query block (nb blocks of c rows, see `_blocking`),
+    c row in a query block, k key column in a block's window
+    (K = (2 reach + 1) c), g global slot (G slots), t / s sequence positions.
 """
 
 import keras
@@ -13,17 +17,25 @@ from keras import ops
 
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.sparse.band_attention import MASK_VALUE
+from kzoo.layers.sparse.band_attention import band_attention
+from kzoo.layers.sparse.band_attention import band_attention_forward
+from kzoo.layers.sparse.band_attention import band_bias
+from kzoo.layers.sparse.band_attention import key_bias
 from kzoo.layers.sparse.blocking import first_true_indices
 from kzoo.layers.sparse.blocking import gather_rows
 from kzoo.layers.sparse.blocking import neighbour_blocks
 from kzoo.layers.sparse.blocking import pad_axis
-from kzoo.layers.sparse.blocking import reject_dense_masks
 from kzoo.layers.sparse.blocking import padded_length
+from kzoo.layers.sparse.blocking import reject_dense_masks
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
+
+# Target rows per query block (see `LongformerAttention._blocking`).
+_BLOCK_TARGET = 64
 
 
 def _concrete(x):
@@ -59,9 +71,9 @@ class LongformerAttention(MultiHeadAttention):
     `attention_window // 2` tokens on each side of it (every `dilation`-th
     token with dilation), plus every global token; global tokens attend to
     every token. Time and memory are O(n * (w + G)) for n tokens, window w
-    and G global tokens: the sequence is cut into blocks of w // 2 rows and
-    each query block meets its own and its two neighbouring key blocks in
-    one batched matmul; the keys of the (few) global tokens are gathered and
+    and G global tokens: the sequence is cut into blocks of about 64 rows
+    and each query block meets the key blocks within w // 2 of it in one
+    batched matmul; the keys of the (few) global tokens are gathered and
     added as extra columns of every row's softmax, and the global query rows
     are computed separately against all keys. No n x n tensor is built
     (except for the global rows when `max_global_tokens` is None under
@@ -201,12 +213,19 @@ class LongformerAttention(MultiHeadAttention):
             )
         return max(1, min(most, bound))
 
-    def _band(self, c):
-        """(c, 3c) static mask: row a of block i sees key j of blocks i-1..i+1."""
-        a = np.arange(c)[:, None]
-        j = np.arange(3 * c)[None, :]
-        rel = j - c - a  # key offset from the query, in lane steps
-        return np.abs(rel) <= c
+    @staticmethod
+    def _blocking(half_window):
+        """(block, reach): block rows and neighbour blocks on each side.
+
+        Blocks of about 64 lane steps: each block meets `reach` blocks on
+        each side, `reach * block >= half_window`. Smaller blocks waste
+        fewer scores outside the band ((2 reach + 1) block columns for
+        2 half_window + 1 useful ones) but make smaller matmuls; 64 was the
+        fastest of 32 / 64 / 128 for window 256 on a 2-core CPU under XLA.
+        """
+        reach = -(-half_window // _BLOCK_TARGET)
+        block = -(-half_window // reach)
+        return block, reach
 
     def _to_blocks(self, x, nb, c):
         """(B, Tp, N, F) -> (B, N, d, nb, c, F); position (i*c + a)*d + r."""
@@ -264,9 +283,10 @@ class LongformerAttention(MultiHeadAttention):
                 query, padding_mask, global_attention_mask, training
             )
         c, d = self.attention_window // 2, self.dilation
-        padded = padded_length(length, c * d)
+        block, reach = self._blocking(c)
+        padded = padded_length(length, block * d)
         extra = padded - length
-        nb = padded // (c * d)
+        nb = padded // (block * d)
         batch = ops.shape(query)[0]
 
         if padding_mask is None:
@@ -281,6 +301,7 @@ class LongformerAttention(MultiHeadAttention):
         q = ops.multiply(q, scale)
 
         key_mask = valid
+        globals_ = None
         if global_attention_mask is not None:
             glob = as_bool_mask(global_attention_mask)  # (B, T)
             slots = self._global_slots(glob, length)
@@ -289,47 +310,40 @@ class LongformerAttention(MultiHeadAttention):
             selected = ops.logical_and(glob, rank <= slots)  # (B, T)
             # Global keys are seen through the global columns only.
             key_mask = ops.logical_and(valid, ops.logical_not(selected))
-
-        # Local band, blockwise.
-        qb = self._to_blocks(pad_axis(q, 1, 0, extra), nb, c)  # (B,N,d,nb,c,H)
-        kb = self._to_blocks(pad_axis(k, 1, 0, extra), nb, c)  # (B,N,d,nb,c,H)
-        vb = self._to_blocks(pad_axis(v, 1, 0, extra), nb, c)  # (B,N,d,nb,c,V)
-        kw = neighbour_blocks(kb, 3)  # (B, N, d, nb, 3c, H)
-        vw = neighbour_blocks(vb, 3)  # (B, N, d, nb, 3c, V)
-        mb = self._mask_to_blocks(pad_axis(key_mask, 1, 0, extra, False), nb, c)
-        mw = neighbour_blocks(mb, 3, value=False)  # (B, 1, d, nb, 3c)
-        band = ops.convert_to_tensor(self._band(c))  # (c, 3c)
-        mask = ops.logical_and(ops.expand_dims(mw, -2), band)  # (B,1,d,nb,c,3c)
-        scores = ops.einsum("bndqch,bndqkh->bndqck", qb, kw)  # (B,N,d,nb,c,3c)
-
-        if global_attention_mask is None:
-            probs = masked_softmax(scores, mask)  # float32
-            probs = self._dropout_layer(
-                ops.cast(probs, v.dtype), training=training
+            g_key_mask = ops.logical_and(g_valid, gather_rows(valid, g_index))
+            globals_ = (
+                gather_rows(k, g_index),  # (B, G, N, H)
+                gather_rows(v, g_index),  # (B, G, N, V)
+                ops.cast(ops.where(g_key_mask, 0.0, MASK_VALUE), "float32"),
             )
-            out = ops.einsum("bndqck,bndqkv->bndqcv", probs, vw)
-            out = self._from_blocks(out, length)  # (B, T, N, V)
-            return self._output_dense(out)  # (B, T, D_out)
 
-        # Global columns: every row also sees the G global keys.
-        kg = gather_rows(k, g_index)  # (B, G, N, H)
-        vg = gather_rows(v, g_index)  # (B, G, N, V)
-        g_key_mask = ops.logical_and(g_valid, gather_rows(valid, g_index))  # (B,G)
-        g_scores = ops.einsum("bndqch,bgnh->bndqcg", qb, kg)  # (B,N,d,nb,c,G)
-        g_mask = ops.broadcast_to(
-            g_key_mask[:, None, None, None, None, :],
-            (batch, 1, d, nb, c, slots),
-        )
-        mask = ops.broadcast_to(mask, (batch, 1, d, nb, c, 3 * c))
-        probs = masked_softmax(
-            ops.concatenate([scores, g_scores], axis=-1),
-            ops.concatenate([mask, g_mask], axis=-1),
-        )  # (B, N, d, nb, c, 3c + G), float32
-        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
-        out = ops.einsum(
-            "bndqck,bndqkv->bndqcv", probs[..., : 3 * c], vw
-        ) + ops.einsum("bndqcg,bgnv->bndqcv", probs[..., 3 * c :], vg)
+        # Local band: blocks of `block` lane steps, each meeting the
+        # 2 * reach + 1 blocks around it.
+        qb = self._to_blocks(pad_axis(q, 1, 0, extra), nb, block)  # (B,N,d,nb,c,H)
+        kb = self._to_blocks(pad_axis(k, 1, 0, extra), nb, block)
+        vb = self._to_blocks(pad_axis(v, 1, 0, extra), nb, block)
+        kw = neighbour_blocks(kb, 3, 0, reach, reach)  # (B, N, d, nb, K, H)
+        vw = neighbour_blocks(vb, 3, 0, reach, reach)  # (B, N, d, nb, K, V)
+        mb = self._mask_to_blocks(
+            pad_axis(key_mask, 1, 0, extra, False), nb, block
+        )  # (B, 1, d, nb, c)
+        mw = neighbour_blocks(mb, 3, False, reach, reach)  # (B, 1, d, nb, K)
+        bias = band_bias(block, reach, reach, c)  # (c, K) static
+        if training and self.dropout > 0:
+            out, _ = band_attention_forward(
+                qb,
+                kw,
+                vw,
+                bias,
+                key_bias(mw),
+                globals_,
+                dropout=lambda p: self._dropout_layer(p, training=training),
+            )
+        else:
+            out = band_attention(qb, kw, vw, bias, key_bias(mw), globals_)
         out = self._from_blocks(out, length)  # (B, T, N, V)
+        if global_attention_mask is None:
+            return self._output_dense(out)  # (B, T, D_out)
 
         # Global rows: each global token sees every real token.
         if self.separate_global_projections:

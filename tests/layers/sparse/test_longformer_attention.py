@@ -339,3 +339,30 @@ def test_dynamic_length_signature_falls_back_to_same_numbers():
             ],
         )
         np.testing.assert_allclose(fn(x, pad, glob).numpy(), eager, atol=1e-5)
+
+
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_multi_block_window_equals_dense_forward_and_gradients(monkeypatch, dilation):
+    # Blocks of 2 lane steps: a window of 10 (5 each side) spans 3 blocks on
+    # each side and the band cuts through the outer ones, as window 256 does
+    # with its blocks of 64 (which a tiny test cannot reach).
+    from kzoo.layers.sparse import longformer_attention
+
+    monkeypatch.setattr(longformer_attention, "_BLOCK_TARGET", 2)
+    assert LongformerAttention._blocking(5) == (2, 3)
+    x = _data(length=23)
+    pad, glob = _masks(length=23)
+    pad[0, 20:] = False
+    glob[1, 17] = True
+    layer, dense = _pair(x, attention_window=10, dilation=dilation)
+    for g in (None, glob):
+        mask = layer.attention_pattern(pad, g)
+        assert not mask[0].all()
+        got = layer(x, padding_mask=pad, global_attention_mask=g)
+        want = dense(x, attention_mask=mask)
+        np.testing.assert_allclose(_np(got), _np(want), atol=1e-5)
+        got_grads = _grads(layer, x, padding_mask=pad, global_attention_mask=g)
+        want_grads = _grads(dense, x, attention_mask=mask)
+        assert len(got_grads) == len(want_grads) == 9
+        for a, b in zip(got_grads, want_grads):
+            np.testing.assert_allclose(a, b, atol=1e-5)
