@@ -1,9 +1,12 @@
 """Knowledge distillation of a fine-tuned BERT classifier into a smaller one.
 
-    python recipes/pretrain_bert.py --size mini
-    python recipes/finetune_classifier.py --pretrained saved_models/bert_mini
-    python recipes/pretrain_bert.py --size tiny
-    python recipes/distill.py       # teacher bbc_bert_mini -> student bert_tiny
+    python recipes/pretrain_bert.py                  # -> saved_models/bert_tiny
+    python recipes/finetune_classifier.py            # -> saved_models/bbc_bert_tiny
+    python recipes/pretrain_bert.py --size nano      # -> saved_models/bert_nano
+    python recipes/distill.py       # teacher bbc_bert_tiny -> student bert_nano
+
+The defaults fit a 2-core CPU; on more hardware, e.g. a mini teacher:
+`--teacher saved_models/bbc_bert_mini --student saved_models/bert_tiny`.
 
 Hinton, Vinyals and Dean, "Distilling the Knowledge in a Neural Network",
 2015: the student matches the teacher's class distribution softened by a
@@ -42,8 +45,8 @@ from kzoo.data.classification import BBC_LABELS, load_bbc_news  # noqa: E402
 
 @dataclasses.dataclass(frozen=True)
 class DistillConfig:
-    teacher: str = "saved_models/bbc_bert_mini"  # a finetune_classifier output
-    student: str = "saved_models/bert_tiny"  # a pretrain_bert export
+    teacher: str = "saved_models/bbc_bert_tiny"  # a finetune_classifier output
+    student: str = "saved_models/bert_nano"  # a pretrain_bert export
     sequence_length: int = 256  # student's tokens per article
     temperature: float = 2.0
     alpha: float = 0.7  # weight of the soft targets

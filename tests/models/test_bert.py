@@ -60,11 +60,12 @@ def test_encoder_equals_hand_composition():
 
 
 @pytest.mark.parametrize(
-    "size, layers, hidden", [("tiny", 2, 128), ("mini", 4, 256), ("small", 4, 512),
-                             ("medium", 8, 512), ("base", 12, 768)]
+    "size, layers, hidden", [("nano", 2, 64), ("tiny", 2, 128), ("mini", 4, 256),
+                             ("small", 4, 512), ("medium", 8, 512), ("base", 12, 768)]
 )
 def test_size_table(size, layers, hidden):
-    # Google BERT's sizes, written out: heads H/64, intermediate 4H, 512.
+    # Google BERT's sizes and kzoo's nano, written out: heads H/64,
+    # intermediate 4H, 512 positions.
     assert BertEncoder.size_config(size) == {
         "num_layers": layers, "num_heads": hidden // 64, "hidden_dim": hidden,
         "intermediate_dim": 4 * hidden, "max_sequence_length": 512,

@@ -14,8 +14,11 @@ from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
 # Google BERT's released sizes (github.com/google-research/bert): layers L
-# and width H; heads H / 64, intermediate 4H, 512 positions.
+# and width H; heads H / 64, intermediate 4H, 512 positions. "nano" is a
+# kzoo addition below Google's smallest (tiny), the student of
+# recipes/distill.py on a 2-core CPU.
 BERT_SIZES = {
+    "nano": {"num_layers": 2, "hidden_dim": 64},
     "tiny": {"num_layers": 2, "hidden_dim": 128},
     "mini": {"num_layers": 4, "hidden_dim": 256},
     "small": {"num_layers": 4, "hidden_dim": 512},
@@ -176,7 +179,8 @@ class BertEncoder(keras.Model):
 
     @classmethod
     def from_size(cls, size, vocabulary_size, **kwargs):
-        """A BERT of one of Google's sizes: tiny, mini, small, medium, base.
+        """A BERT of a named size: Google's tiny, mini, small, medium, base,
+        or kzoo's nano (L=2, H=64, one head).
 
         `kwargs` override the table (e.g. `dropout`, `max_sequence_length`).
         """
