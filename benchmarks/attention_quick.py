@@ -94,8 +94,12 @@ def _kzoo_step(name, args, n):
     glob = None
     if name == "full":
         layer = keras.layers.MultiHeadAttention(heads, key_dim)
-    elif name == "longformer":
+    elif name.startswith("longformer"):
+        from kzoo.layers.sparse import longformer_attention
         from kzoo.layers.sparse.longformer_attention import LongformerAttention
+
+        if "@" in name:
+            longformer_attention._BLOCK_TARGET = int(name.split("@")[1])
 
         layer = LongformerAttention(
             heads,
@@ -169,6 +173,12 @@ def main():
     parser.add_argument("--window", type=int, default=256)
     parser.add_argument("--block-size", type=int, default=64)
     parser.add_argument("--global-tokens", type=int, default=0)
+    parser.add_argument(
+        "--block-target", type=int, nargs="+", default=[0],
+        help="longformer: target rows per query block (kzoo's "
+        "_BLOCK_TARGET); several values time one 'longformer@B' per value; "
+        "0: the layer's default",
+    )
     parser.add_argument("--rounds", type=int, default=3,
                         help="processes per layer, taking turns")
     parser.add_argument("--repeats", type=int, default=5,
@@ -190,6 +200,13 @@ def main():
         f"median over {args.rounds} interleaved processes per layer",
         flush=True,
     )
+    layers = []
+    for name in args.layers:
+        if name == "longformer" and args.block_target != [0]:
+            layers += [f"longformer@{b}" for b in args.block_target]
+        else:
+            layers.append(name)
+    args.layers = layers
     for n in args.lengths:
         seconds = {name: [] for name in args.layers}
         peaks = {name: [] for name in args.layers}
@@ -215,9 +232,9 @@ def main():
                 f"(per process: {runs})  peak RSS {max(peaks[name]):.2f} GB"
             )
             others = [o for o in args.layers if o != name and o in med]
-            if name == "longformer" and others:
+            if name.startswith("longformer") and others:
                 line += "  " + "  ".join(
-                    f"{o}/longformer {med[o] / med[name]:.2f}x" for o in others
+                    f"{o}/{name} {med[o] / med[name]:.2f}x" for o in others
                 )
             print(line, flush=True)
 

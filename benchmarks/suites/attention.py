@@ -28,6 +28,43 @@ DESCRIPTION = (
 )
 WIDTH, NUM_HEADS, KEY_DIM = 256, 4, 64
 PHASES = ("forward", "forward_backward")
+# Fraction of peak: `model_flops` / median time / the float32 matmul peak
+# that the harness measures in the same run (suite peak).
+USES_PEAK = True
+
+
+def model_flops(config):
+    """Matmul FLOPs of one step (2 per multiply-add), T = n, D = width:
+
+        projections, dense layers         8 T D^2 (query, key, value, output)
+        projections, HF's self-attention  6 T D^2 (its layer has no output
+                                          projection: TFLongformerSelfOutput)
+        dense attention (full)            4 T^2 D (Q K^T and P V)
+        sliding window w                  4 T (w + 1) D (the keys each query
+                                          may see; padding and the scores a
+                                          blocked layer computes and masks
+                                          are not counted)
+
+    Forward+backward counts three times the forward (two matmuls per
+    forward one). Only the dense layers, Longformer and HF's Longformer
+    have a count; the other sparse layers report no fraction.
+    """
+    t, d, w = config["x"], config["width"], config["attention_window"]
+    name = config["component"]
+    if name in ("keras_mha", "kzoo_mha"):
+        forward = 8 * t * d * d + 4 * t * t * d
+    elif name == "longformer":
+        forward = 8 * t * d * d + 4 * t * (min(w, 2 * (t - 1)) + 1) * d
+    elif name == "hf_longformer":
+        forward = 6 * t * d * d + 4 * t * (min(w, 2 * (t - 1)) + 1) * d
+    else:
+        return None
+    return forward * (3 if config["phase"] == "forward_backward" else 1)
+
+
+def _fmt_fraction(x):
+    return "-" if x is None else f"{100 * x:.1f}%"
+
 
 # name -> (description, kzoo names to look up, constructor kwargs(config)).
 # Sizes shrink with n in --quick runs so that blocks still tile the sequence.
@@ -94,6 +131,8 @@ TABLE = [
     ("first call", "derived.first_call_s", fmt_time),
     ("time vs keras", "ratios.time_vs_keras.ratio", fmt_num),
     ("memory vs keras", "ratios.memory_vs_keras.ratio", fmt_num),
+    ("model GFLOP/s", "derived.model_gflops_per_s", fmt_num),
+    ("fraction of peak", "derived.fraction_of_peak", _fmt_fraction),
 ]
 PLOTS = [
     {
@@ -167,12 +206,17 @@ def build_layer(config):
 
 def _derive(result, config):
     timings = result["timings"][config["phase"]]
-    return {
+    derived = {
         "median_s": timings["median_s"],
         "min_s": timings["min_s"],
         "max_s": timings["max_s"],
         "first_call_s": timings["first_call_s"],
     }
+    flops = model_flops(config)
+    if flops is not None:
+        derived["flops_per_step"] = flops
+        derived["model_gflops_per_s"] = flops / timings["median_s"] / 1e9
+    return derived
 
 
 def measure(config, ctx):

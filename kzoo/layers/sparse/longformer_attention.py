@@ -220,8 +220,10 @@ class LongformerAttention(MultiHeadAttention):
         Blocks of about 64 lane steps: each block meets `reach` blocks on
         each side, `reach * block >= half_window`. Smaller blocks waste
         fewer scores outside the band ((2 reach + 1) block columns for
-        2 half_window + 1 useful ones) but make smaller matmuls; 64 was the
-        fastest of 32 / 64 / 128 for window 256 on a 2-core CPU under XLA.
+        2 half_window + 1 useful ones) but make smaller matmuls. For window
+        256 on a 2-core CPU under XLA, 64 and 128 ran as fast and 32 slower
+        (`benchmarks/attention_quick.py --block-target`); 64 keeps the
+        scores smaller (320 columns a row against 384).
         """
         reach = -(-half_window // _BLOCK_TARGET)
         block = -(-half_window // reach)
