@@ -83,8 +83,16 @@ def _parser():
         p.add_argument(
             "--translator-dir",
             default=None,
-            help="the translator's SavedModel for the end_to_end suite "
-            "(default saved_models/gru_translator/saved_model)",
+            help="the folder that `recipes/translate_gru.py` wrote, with "
+            "saved_model/, model.keras, source.spm, target.spm and config.json "
+            "(end_to_end suite; default saved_models/gru_translator)",
+        )
+        p.add_argument(
+            "--peak-gflops",
+            type=float,
+            default=None,
+            help="float32 matmul GFLOP/s for the 'fraction of peak' columns "
+            "instead of measuring suite peak's float32 n=1024 in the same run",
         )
         p.add_argument(
             "--allow-tensorflow",
@@ -114,6 +122,7 @@ def _options(args):
     options["reference_python"] = getattr(args, "reference_python", None)
     options["allow_tensorflow"] = getattr(args, "allow_tensorflow", False)
     options["translator_dir"] = getattr(args, "translator_dir", None)
+    options["peak_gflops"] = getattr(args, "peak_gflops", None)
     only = getattr(args, "only", None)
     options["only"] = only.split(",") if only else None
     sizes = getattr(args, "sizes", None)

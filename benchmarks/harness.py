@@ -16,6 +16,8 @@ import tempfile
 import time
 
 from benchmarks import timing
+from benchmarks.suites.common import fraction_of_peak
+from benchmarks.suites.common import make_config
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SUITE_NAMES = ("peak", "recurrent", "attention", "precision", "end_to_end")
@@ -202,6 +204,52 @@ def probe_kzoo(names, options):
             return json.load(f)["found"]
 
 
+def measure_peak(options, log=print):
+    """The float32 matmul throughput of suite 1 (`peak`), measured now in a
+    fresh process: the denominator of every "fraction of peak" of this run.
+
+    `--peak-gflops` replaces the measurement by a given figure (for example
+    one read from `benchmarks/results/peak/`)."""
+    if options.get("peak_gflops"):
+        return {
+            "source": "given with --peak-gflops",
+            "status": "ok",
+            "gflops": float(options["peak_gflops"]),
+        }
+    n = 128 if options["quick"] else 2048
+    config = make_config(
+        "peak", "matmul/float32", n, "n", group="matmul", reference=True,
+        dtype="float32",
+    )
+    record = run_config(config, options)
+    peak = {
+        "source": f"suite peak, {config['name']}, measured in this run",
+        "name": config["name"],
+        "status": record.get("status"),
+        "gflops": get_path(record, "derived.gflops"),
+        "median_s": get_path(record, "timings.matmul.median_s"),
+    }
+    if record.get("status") != "ok":
+        peak["message"] = record.get("message", "")
+    gflops = peak["gflops"]
+    log(f"  {'peak: ' + config['name']:<55} {peak['status']:<10} "
+        + (f"{gflops:.1f} GFLOP/s" if gflops else peak.get("message", "")[:60]))
+    return peak
+
+
+def add_fractions_of_peak(records, peak):
+    """`derived.fraction_of_peak` = model FLOPs per step / step time / the
+    float32 matmul peak, for every record that knows its FLOPs."""
+    if not peak or not peak.get("gflops"):
+        return
+    for r in records:
+        if r.get("status") != "ok":
+            continue
+        fraction = fraction_of_peak(r, peak["gflops"])
+        if fraction is not None:
+            r["derived"]["fraction_of_peak"] = fraction
+
+
 def run_suite(name, options, log=print):
     """Runs every configuration of a suite; returns the results document."""
     suite = load_suite(name)
@@ -211,6 +259,9 @@ def run_suite(name, options, log=print):
         configs = [c for c in configs if c["name"] in only or c["series"] in only]
     records = []
     stopped = {}
+    peak = None
+    if getattr(suite, "USES_PEAK", False) and configs:
+        peak = measure_peak(options, log)
     # Components that have not landed in kzoo yet: one probe process for the
     # whole suite instead of one failing process per series.
     wanted = {n for c in configs for n in c.get("kzoo_names", ())}
@@ -256,6 +307,7 @@ def run_suite(name, options, log=print):
                 f"{options['time_limit']:.0f} s; the next size would exceed it"
             )
     add_ratios(records, suite)
+    add_fractions_of_peak(records, peak)
     ok = [r for r in records if r.get("status") == "ok"]
     first = ok[0] if ok else (records[0] if records else {})
     device = first.get("device") or {"platform": "unknown", "kind": "unknown"}
@@ -282,8 +334,10 @@ def run_suite(name, options, log=print):
                 "sizes",
                 "max_n",
                 "only",
+                "peak_gflops",
             )
         },
+        "peak_reference": peak,
         "results": records,
     }
 

@@ -56,8 +56,21 @@ def markdown(document, plots=()):
         "- memory: peak RSS of the configuration's process (+ growth over its "
         "RSS after importing the framework); on a GPU, the framework's peak "
         "device memory",
-        "",
     ]
+    peak = document.get("peak_reference")
+    if peak:
+        if peak.get("gflops"):
+            lines.append(
+                f"- fraction of peak: model FLOPs per step / median step time / "
+                f"{peak['gflops']:.1f} GFLOP/s, the float32 matmul peak "
+                f"({peak.get('source', '')})"
+            )
+        else:
+            lines.append(
+                f"- fraction of peak: not computed, the peak measurement ended "
+                f"with {peak.get('status')}: {peak.get('message', '')[:200]}"
+            )
+    lines.append("")
     headers = ["configuration", "status"] + [h for h, _, _ in suite.TABLE] + [
         "peak memory"
     ]

@@ -67,9 +67,44 @@ def fmt_time(seconds):
     return f"{seconds:.2f} s"
 
 
+def fmt_fraction(x):
+    if x is None:
+        return "-"
+    return f"{100 * x:.1f}%" if x >= 0.001 else f"{100 * x:.2f}%"
+
+
 def fmt_num(x, digits=3):
     if x is None:
         return "-"
     if abs(x) >= 100:
         return f"{x:,.0f}"
     return f"{x:.{digits}g}"
+
+
+def transformer_layer_flops(seq_len, hidden_dim, intermediate_dim):
+    """Forward matmul FLOPs of one Transformer encoder layer on one sequence
+    (2 FLOPs per multiply-add; T = seq_len, D = hidden_dim, F =
+    intermediate_dim; heads do not change the count):
+
+        query, key, value projections   3 * 2 T D D
+        scores Q K^T (all heads)        2 T T D
+        probabilities times V           2 T T D
+        output projection               2 T D D
+        feed-forward, two matmuls       2 * 2 T D F
+        total                           8 T D^2 + 4 T^2 D + 4 T D F
+
+    Softmax, layer norms, biases and activations are O(T D + N T^2) and left
+    out, as in the usual "model FLOPs" accounting (Kaplan et al. 2020;
+    Chowdhery et al. 2022, appendix B).
+    """
+    t, d, f = seq_len, hidden_dim, intermediate_dim
+    return 8 * t * d * d + 4 * t * t * d + 4 * t * d * f
+
+
+def fraction_of_peak(record, peak_gflops):
+    """`derived.model_gflops_per_s` over the float32 matmul peak (GFLOP/s)."""
+    derived = record.get("derived") or {}
+    achieved = derived.get("model_gflops_per_s")
+    if achieved is None or not peak_gflops:
+        return None
+    return achieved / peak_gflops
