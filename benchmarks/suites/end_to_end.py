@@ -2,8 +2,9 @@
 
 - translator: sentences per second of the strings -> strings SavedModel of
   `recipes/translate_gru.py` on a batch of 32 English sentences: the
-  SavedModel the recipe exported (`saved_models/gru_translator/
-  saved_model`, decoding as the recipe was configured, greedy by default),
+  SavedModel the recipe exported
+  (`saved_models/gru_translator/saved_model`, decoding as the recipe was
+  configured, greedy by default),
   and the same trained model (`model.keras`, `source.spm`, `target.spm`,
   `config.json` of that folder) exported again by
   `kzoo.export.translator.Translator` with greedy decoding and with beam
@@ -11,7 +12,8 @@
   through its `serving_default` signature. Needs TensorFlow and the
   recipe's output: on a fresh clone run `python recipes/translate_gru.py`
   first (about 25 min on 2 CPU cores); otherwise recorded as unavailable
-  with that command. Reference: greedy decoding.
+  with that command. Reference: greedy decoding; the greedy re-export is
+  checked to translate as the recipe's SavedModel does.
 - bert: masked-LM pretraining step of kzoo's `BertMaskedLM(BertEncoder)`
   against keras-hub's `BertMaskedLM(BertBackbone)` (keras-hub's
   `MaskedLMHead`: Dense gelu, LayerNorm, output tied to the token
@@ -35,7 +37,12 @@ from benchmarks.suites.common import make_config
 from benchmarks.suites.common import transformer_layer_flops
 
 TITLE = "End to end: translator inference and BERT pretraining"
-DESCRIPTION = " ".join(__doc__.split("\n\n", 1)[1].split())
+# The two bullets of the docstring, each on one line of the report.
+DESCRIPTION = "\n".join(
+    "- " + " ".join(item.split())
+    for item in __doc__.split("\n\n", 1)[1].split("\n- ")
+    if item.strip()
+).replace("- - ", "- ")
 # Fraction of peak (BERT): `bert_training_flops` / step time / suite peak's
 # float32 matmul GFLOP/s, measured in the same run.
 USES_PEAK = True
@@ -65,6 +72,8 @@ TABLE = [
     ("vs reference", "ratios.throughput_vs_reference.ratio", fmt_num),
     ("paired: keras-hub per second", "derived.keras_hub_items_per_s", fmt_num),
     ("paired: kzoo / keras-hub", "derived.kzoo_vs_keras_hub", fmt_num),
+    ("same translations as the recipe's export", "derived.same_outputs_as_exported",
+     lambda x: "yes" if x else "NO"),
 ]
 PLOTS = []
 BERT_SIZE = {
