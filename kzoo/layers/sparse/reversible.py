@@ -13,43 +13,19 @@ of F and G from those recomputed inputs. Memory is then that of one block
 plus the stack's output, whatever the depth.
 
 The backward pass needs a vector-Jacobian product of F and G with respect to
-their inputs and weights. Keras 3 has no backend-neutral `vjp`, so `_vjp`
-below dispatches to `tf.GradientTape` or `jax.vjp`; everything else is
-`keras.ops`.
+their inputs and weights, and on JAX each block's backward step must be a
+sub-computation of its own (or XLA's scheduler keeps per-block buffers alive
+for the whole pass). Keras 3 has no backend-neutral form of either; both
+live in `reversible_backend.py`, dispatched on `keras.backend.backend()`.
+Everything else is `keras.ops`.
 """
 
 import keras
 from keras import ops
 
+from kzoo.layers.sparse.reversible_backend import separate_computation
+from kzoo.layers.sparse.reversible_backend import vjp
 from kzoo.utils.validation import check_rank
-
-
-def _vjp(fn, primals, cotangent):
-    """`(fn(*primals), d<fn(*primals), cotangent>/d primals)` (a list)."""
-    backend = keras.backend.backend()
-    if backend == "jax":
-        import jax
-
-        out, pullback = jax.vjp(fn, *primals)
-        return out, list(pullback(cotangent))
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        with tf.GradientTape() as tape:
-            tape.watch(primals)
-            out = fn(*primals)
-        grads = tape.gradient(
-            out,
-            primals,
-            output_gradients=cotangent,
-            unconnected_gradients=tf.UnconnectedGradients.ZERO,
-        )
-        return out, list(grads)
-    raise NotImplementedError(
-        "the memory-saving backward pass of ReversibleEncoder supports the "
-        f"tensorflow and jax backends; received backend {backend!r}. Use "
-        "memory_saving=False."
-    )
 
 
 def _build_sublayer(layer, shape):
@@ -244,21 +220,27 @@ class ReversibleEncoder(keras.layers.Layer):
                 a1, a2 = y1, y2
                 weight_grads = []
                 for block, (fw, gw) in reversed(list(zip(blocks, per_block))):
-                    # G: y2 = x2 + G(y1); recompute G(y1) (the vjp's primal output),
-                    # rebuild x2 from it, push dy2 through G.
-                    g_out, (gy1, *gw_grads) = _vjp(
-                        lambda x, *w: g_apply(block, list(w), x), [a1] + gw, dy2
+
+                    def step(a1, a2, dy1, dy2, fw, gw, block=block):
+                        # G: y2 = x2 + G(y1); recompute G(y1) (the vjp's primal
+                        # output), rebuild x2 from it, push dy2 through G.
+                        g_out, (gy1, *gw_grads) = vjp(
+                            lambda x, *w: g_apply(block, list(w), x), [a1] + gw, dy2
+                        )
+                        x2 = a2 - g_out
+                        dy1 = dy1 + gy1
+                        # F: y1 = x1 + F(x2); recompute F(x2), push dy1 through F.
+                        f_out, (fx2, *fw_grads) = vjp(
+                            lambda x, *w: f_apply(block, list(w), x), [x2] + fw, dy1
+                        )
+                        x1 = a1 - f_out
+                        dy2 = dy2 + fx2
+                        return x1, x2, dy1, dy2, fw_grads, gw_grads
+
+                    a1, a2, dy1, dy2, fw_grads, gw_grads = separate_computation(
+                        step, (a1, a2, dy1, dy2, list(fw), list(gw))
                     )
-                    x2_prev = a2 - g_out
-                    dy1 = dy1 + gy1
-                    # F: y1 = x1 + F(x2); recompute F(x2), push dy1 through F.
-                    f_out, (fx2, *fw_grads) = _vjp(
-                        lambda x, *w: f_apply(block, list(w), x), [x2_prev] + fw, dy1
-                    )
-                    x1_prev = a1 - f_out
-                    dy2 = dy2 + fx2
-                    weight_grads = fw_grads + gw_grads + weight_grads
-                    a1, a2 = x1_prev, x2_prev
+                    weight_grads = list(fw_grads) + list(gw_grads) + weight_grads
                 return (dy1, dy2, *weight_grads)
 
             return (y1, y2), grad
