@@ -6,8 +6,9 @@ things Keras 3 has no backend-neutral form for live here, each dispatched on
 
 - `vjp`: a vector-Jacobian product with respect to inputs and weights
   (`jax.vjp` / `tf.GradientTape`).
-- `separate_computation`: run one block's backward step as a computation of
-  its own, so that the compiler cannot move its buffers out of it (JAX).
+- `separate_computation`: run one block's backward step only after the step
+  above it, with nothing of it computed earlier or kept longer (a
+  sub-computation of its own on JAX, control dependencies on TensorFlow).
 """
 
 import keras
@@ -42,7 +43,10 @@ def vjp(fn, primals, cotangent):
 
 
 def separate_computation(step, operands):
-    """`step(*operands)`, compiled as a sub-computation of its own on JAX.
+    """`step(a1, a2, dy1, dy2, *rest)`, run strictly after the step above it.
+
+    `operands` are `(a1, a2, dy1, dy2, ...)`: the block's outputs, their
+    gradients, then anything else `step` takes.
 
     Under `jit`, XLA inlines every function into one graph and schedules it
     as a whole. In the unrolled backward pass of a reversible stack its
@@ -57,8 +61,12 @@ def separate_computation(step, operands):
     XLA from merging the recomputation with the forward pass, which
     `jax.lax.optimization_barrier` is otherwise used for.
 
-    On TensorFlow the step runs as it is (`tf.function` graphs are not
-    rescheduled that way).
+    On TensorFlow a graph runs each op as soon as its inputs are ready, and
+    the recomputation of the activations needs no gradient: every block's
+    recomputation (and the residuals of its `vjp`) would run, and be kept,
+    before the gradients reach it. The step's inputs are therefore made to
+    wait, by control dependencies, for the gradients `dy` that the previous
+    (higher) step produced. The step itself is the same for both backends.
     """
     if keras.backend.backend() == "jax":
         import jax
@@ -68,4 +76,11 @@ def separate_computation(step, operands):
             return step(*operands)
         pred = jax.numpy.isfinite(probe.ravel()[0])  # any traced boolean
         return jax.lax.cond(pred, step, step, *operands)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        a1, a2, dy1, dy2, *rest = operands
+        with tf.control_dependencies([dy1, dy2]):
+            a1, a2 = tf.identity(a1), tf.identity(a2)
+        return step(a1, a2, dy1, dy2, *rest)
     return step(*operands)
