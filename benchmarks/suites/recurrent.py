@@ -111,6 +111,23 @@ def configs(options):
     return out
 
 
+def run_order(configs):
+    """Size by size (jit on, then off), the LSTM reference first within
+    each: on a shared machine a model is then timed minutes, not a quarter
+    of an hour, from its reference. Sizes still grow within each series, so
+    a failure skips the larger sizes of its series. (A run ordered model by
+    model measured kzoo's RecurrentEncoder at 0.3-0.5x keras' LSTM, which
+    it wraps; `benchmarks/recurrent_encoder_ab.py` times them alternately
+    in one process and finds them equal: the gap was load drift.)"""
+    models = list(MODELS)
+    return sorted(
+        configs,
+        key=lambda c: (
+            c["x"], not c["jit"], c["model"] != "lstm", models.index(c["model"])
+        ),
+    )
+
+
 def measure(config, ctx):
     from benchmarks.suites.models import measure_training
 
