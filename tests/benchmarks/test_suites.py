@@ -65,8 +65,11 @@ def test_recurrent_suite_kzoo_models_and_fraction_of_peak(tmp_path):
         "source": "given with --peak-gflops", "status": "ok", "gflops": GIVEN_PEAK,
     }
     reloaded = _check_document(document, "recurrent", tmp_path)
+    # Run size by size (jit on first), reported in the suite's model order.
+    assert [r["series"] for r in reloaded["results"]] == [
+        "lstm/jit=off", "kzoo_recurrent_lstm/jit=off", "kzoo_hybrid/jit=on",
+    ]
     results = {r["series"]: r for r in reloaded["results"]}
-    assert set(results) == {"kzoo_hybrid/jit=on", "kzoo_recurrent_lstm/jit=off", "lstm/jit=off"}
     for r in results.values():
         assert r["status"] == "ok", r.get("message")
         _check_timings(r["timings"]["train_step"])
@@ -152,3 +155,21 @@ def test_end_to_end_translator_without_a_trained_model(tmp_path):
         assert "recipes/translate_gru.py" in r["message"] and "model.keras" in r["message"]
     else:
         assert "--backend tensorflow" in r["message"]
+
+
+def test_recurrent_run_order_is_size_by_size_reference_first():
+    from benchmarks.suites import recurrent
+
+    options = {"quick": True, "sizes": [8, 16], "max_n": None}
+    configs = recurrent.configs(options)
+    ordered = recurrent.run_order(configs)
+    assert sorted(c["name"] for c in ordered) == sorted(c["name"] for c in configs)
+    assert [c["name"] for c in ordered[:3]] == [
+        "lstm/jit=on/seq_len=8", "simple_rnn/jit=on/seq_len=8", "gru/jit=on/seq_len=8",
+    ]
+    half = len(ordered) // 2
+    assert {c["x"] for c in ordered[:half]} == {8} and {c["x"] for c in ordered[half:]} == {16}
+    # Within each series sizes still grow, so a failure skips the larger ones.
+    for series in {c["series"] for c in configs}:
+        xs = [c["x"] for c in ordered if c["series"] == series]
+        assert xs == sorted(xs)
