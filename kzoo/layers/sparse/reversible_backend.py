@@ -42,6 +42,24 @@ def vjp(fn, primals, cotangent):
     )
 
 
+def _in_tf_xla_context():
+    """Whether the TensorFlow graph being traced will be compiled by XLA.
+
+    Uses TensorFlow's internal `control_flow_util` (no public API says it);
+    if that ever moves, the answer is False and only the XLA case loses the
+    isolation.
+    """
+    import tensorflow as tf
+
+    if tf.executing_eagerly():
+        return False
+    try:
+        from tensorflow.python.ops import control_flow_util
+    except ImportError:
+        return False
+    return control_flow_util.GraphOrParentsInXlaContext(tf.compat.v1.get_default_graph())
+
+
 def separate_computation(step, operands):
     """`step(a1, a2, dy1, dy2, *rest)`, run strictly after the step above it.
 
@@ -66,7 +84,11 @@ def separate_computation(step, operands):
     recomputation (and the residuals of its `vjp`) would run, and be kept,
     before the gradients reach it. The step's inputs are therefore made to
     wait, by control dependencies, for the gradients `dy` that the previous
-    (higher) step produced. The step itself is the same for both backends.
+    (higher) step produced. Under `jit_compile=True` XLA reschedules as on
+    JAX, so there the step also runs in a `tf.cond` with two identical
+    branches; not outside XLA, where Grappler's arithmetic optimizer gives
+    both branches the same temporary-variable name and the graph fails
+    (AlreadyExistsError, TensorFlow 2.21).
     """
     if keras.backend.backend() == "jax":
         import jax
@@ -82,5 +104,9 @@ def separate_computation(step, operands):
         a1, a2, dy1, dy2, *rest = operands
         with tf.control_dependencies([dy1, dy2]):
             a1, a2 = tf.identity(a1), tf.identity(a2)
-        return step(a1, a2, dy1, dy2, *rest)
+        operands = (a1, a2, dy1, dy2, *rest)
+        if not _in_tf_xla_context() or a1.shape.num_elements() == 0:
+            return step(*operands)
+        pred = tf.math.is_finite(tf.reshape(a1, [-1])[0])  # any traced boolean
+        return tf.cond(pred, lambda: step(*operands), lambda: step(*operands))
     return step(*operands)

@@ -52,7 +52,9 @@ def _padding(t=6):
 def _grads(layer, x, mask, compiled=False):
     """Gradients of sum(sin(out) * w) w.r.t. the input and every weight.
 
-    `compiled`: under `tf.function` / `jax.jit` (graph scheduling differs).
+    `compiled`: False (eager / traced once by `jax.grad`), "graph"
+    (`tf.function` / `jax.jit`) or "xla" (`tf.function(jit_compile=True)` /
+    `jax.jit`): the backward pass is built differently in each.
     """
     weight = np.random.default_rng(1).normal(size=(2, x.shape[1], 16)).astype("float32")
     if keras.backend.backend() == "tensorflow":
@@ -65,7 +67,7 @@ def _grads(layer, x, mask, compiled=False):
             return tape.gradient(loss, [xt] + list(layer.trainable_variables))
 
         if compiled:
-            tf_grads = tf.function(tf_grads)
+            tf_grads = tf.function(tf_grads, jit_compile=compiled == "xla")
         return [np.asarray(g) for g in tf_grads(tf.constant(x))]
     import jax
 
@@ -80,7 +82,7 @@ def _grads(layer, x, mask, compiled=False):
     return [np.asarray(gx)] + [np.asarray(g) for g in gws]
 
 
-@pytest.mark.parametrize("compiled", [False, True])
+@pytest.mark.parametrize("compiled", [False, "graph", "xla"])
 def test_memory_saving_gradients_equal_plain_autodiff(compiled):
     x, mask = _data(), _padding()
     saving = ReversibleEncoder(_blocks(), memory_saving=True)
