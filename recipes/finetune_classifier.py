@@ -5,6 +5,9 @@ TF-IDF + logistic-regression baseline (scikit-learn) measured in the same run.
     python recipes/finetune_classifier.py            # -> saved_models/bbc_bert_tiny
     python recipes/finetune_classifier.py --pretrained saved_models/bert_mini
     python recipes/finetune_classifier.py --smoke --pretrained <smoke export>
+    # Long documents: a Longformer made from the same pretrained BERT
+    # (positions extended by repetition), on whole articles
+    python recipes/finetune_classifier.py --encoder longformer --sequence_length 1024
 
 Reads top to bottom: config -> load the pretrained encoder and check its
 vocabulary -> BBC News (deduplicated, fixed split; see
@@ -14,6 +17,13 @@ with warm-up and linear decay, model selection on the validation split ->
 accuracy and macro-F1 on the untouched test split, for BERT and for the
 baseline -> `<output_dir>/bbc_<pretrained name>/` with the classifier, the
 vocabulary, the config and the metrics.
+
+With `--encoder longformer` the pretrained BERT becomes a `LongformerEncoder`
+(`LongformerEncoder.from_encoder`: every weight copied, position embeddings
+extended to `sequence_length` by repetition, as Beltagy et al. did from
+RoBERTa), [CLS] gets global attention, and articles are read up to
+`sequence_length` tokens, past the BERT's maximum; the output goes to
+`<output_dir>/bbc_longformer_<pretrained name>/`.
 """
 
 import dataclasses
@@ -36,6 +46,8 @@ from kzoo.data.classification import BBC_LABELS, load_bbc_news  # noqa: E402
 @dataclasses.dataclass(frozen=True)
 class FinetuneConfig:
     pretrained: str = "saved_models/bert_tiny"  # an export of pretrain_bert.py
+    encoder: str = "bert"  # bert | longformer (from the same pretrained BERT)
+    attention_window: int = 128  # longformer: whole window (w/2 each side)
     vocabulary_file: str = ""  # "" = <pretrained>/vocab.txt
     sequence_length: int = 256  # WordPiece tokens per article (truncated)
     max_train: int = 0  # 0 = all; else the first N articles (smoke runs)
@@ -66,9 +78,24 @@ def load_split(split, limit):
     return texts, np.asarray(labels, "int32")
 
 
+ENCODERS = ("bert", "longformer")
+
+
+def to_longformer_inputs(x):
+    """BERT inputs (N, S) -> Longformer inputs: no segments, [CLS] global."""
+    return {"token_ids": x["token_ids"], "padding_mask": x["padding_mask"],
+            "global_attention_mask": np.asarray(
+                kzoo.models.longformer.first_token_global_mask(x["padding_mask"]))}
+
+
 def build_classifier(encoder, config, steps):
-    model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
-                                dropout=config.dropout, pooling=config.pooling)
+    if config.encoder == "longformer":
+        model = kzoo.LongformerClassifier(
+            encoder, num_classes=len(BBC_LABELS), dropout=config.dropout,
+            pooling=config.pooling)
+    else:
+        model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
+                                    dropout=config.dropout, pooling=config.pooling)
     schedule = common.WarmupLinearDecay(
         config.learning_rate, int(config.warmup_fraction * steps), steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
@@ -87,16 +114,23 @@ def main(argv=None):
     common.check_choice("mixed_precision", config.mixed_precision,
                         common.MIXED_PRECISION)
     common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
+    common.check_choice("encoder", config.encoder, ENCODERS)
     common.check_positive(config, "sequence_length", "batch_size", "epochs",
-                          "learning_rate")
+                          "learning_rate", "attention_window")
+    if config.encoder == "longformer" and config.attention_window % 2:
+        raise ValueError(
+            "--attention_window must be even (the whole window, w/2 tokens on "
+            f"each side); received {config.attention_window}")
     # Everything is checked before anything is written.
     encoder, vocabulary, pretrained = common.load_pretrained(
         config.pretrained, config.vocabulary_file or None)
-    common.check_sequence_length(
-        config.sequence_length, pretrained["encoder"]["max_sequence_length"],
-        f"the encoder in {config.pretrained}")
+    if config.encoder == "bert":  # the Longformer extends the positions
+        common.check_sequence_length(
+            config.sequence_length, pretrained["encoder"]["max_sequence_length"],
+            f"the encoder in {config.pretrained}")
     name = os.path.basename(os.path.normpath(config.pretrained))
-    out_dir = os.path.join(config.output_dir, f"bbc_{name}")
+    prefix = "bbc_" if config.encoder == "bert" else "bbc_longformer_"
+    out_dir = os.path.join(config.output_dir, prefix + name)
     keras.utils.set_random_seed(config.seed)
     common.set_precision(config.mixed_precision)
     if config.mixed_precision != "none":  # re-create the encoder in the policy
@@ -104,6 +138,10 @@ def main(argv=None):
         encoder = kzoo.BertEncoder.from_config(
             {**encoder.get_config(), "dtype": config.mixed_precision})
         encoder.set_weights(weights)
+    if config.encoder == "longformer":
+        encoder = kzoo.LongformerEncoder.from_encoder(
+            encoder, attention_window=config.attention_window,
+            max_sequence_length=config.sequence_length)
 
     train_texts, train_y = load_split("train", config.max_train)
     val_texts, val_y = load_split("validation", config.max_eval)
@@ -113,6 +151,8 @@ def main(argv=None):
         common.encode_classification(tokenizer, t, config.sequence_length)
         for t in (train_texts, val_texts, test_texts))
     truncated = float(np.mean(train_x["token_ids"][:, -1] != common.PAD))
+    if config.encoder == "longformer":
+        train_x, val_x, test_x = map(to_longformer_inputs, (train_x, val_x, test_x))
     print(f"BBC News: train {len(train_y)}, validation {len(val_y)}, test "
           f"{len(test_y)}; {truncated:.0%} of training articles truncated at "
           f"{config.sequence_length} tokens")
@@ -130,7 +170,7 @@ def main(argv=None):
     train_seconds = time.perf_counter() - start
     model.load_weights(best.filepath)  # the epoch best on validation
     test_pred = np.argmax(model.predict(test_x, batch_size=64, verbose=0), -1)
-    bert = common.classification_metrics(test_y, test_pred, len(BBC_LABELS))
+    scores = common.classification_metrics(test_y, test_pred, len(BBC_LABELS))
 
     start = time.perf_counter()
     base_pred = common.tfidf_logistic_regression(train_texts, train_y, test_texts)
@@ -138,17 +178,19 @@ def main(argv=None):
     baseline_seconds = time.perf_counter() - start
 
     metrics = {
-        "bert": dict(bert, train_seconds=train_seconds,
-                     parameters=common.count_parameters(model)),
+        config.encoder: dict(scores, train_seconds=train_seconds,
+                             parameters=common.count_parameters(model)),
         "tfidf_logistic_regression": dict(baseline, train_seconds=baseline_seconds),
         "test_articles": len(test_y),
         "train_articles": len(train_y),
+        "encoder": config.encoder,
+        "attention_window": config.attention_window if config.encoder == "longformer" else None,
         "sequence_length": config.sequence_length,
         "truncated_fraction": truncated,
         "pretrained": config.pretrained,
     }
     print(f"{'model':<28}{'accuracy':>10}{'macro-F1':>10}")
-    for key in ("bert", "tfidf_logistic_regression"):
+    for key in (config.encoder, "tfidf_logistic_regression"):
         print(f"{key:<28}{metrics[key]['accuracy']:>10.4f}"
               f"{metrics[key]['macro_f1']:>10.4f}")
     save_classifier(out_dir, model, vocabulary, config, pretrained, metrics)

@@ -9,6 +9,6 @@ from kzoo.models.lstm_transformer_hybrid import LSTMTransformerHybrid
 from kzoo.models.reformer import ReformerLM
 from kzoo.models.transformer_xl import TransformerXLLM
 from kzoo.models.linear_attention import PerformerEncoder, LinformerEncoder
-from kzoo.models.longformer import LongformerEncoder
+from kzoo.models.longformer import LongformerEncoder, LongformerClassifier
 from kzoo.models.bigbird import BigBirdEncoder
 from kzoo.models.sparse_transformer import SparseTransformerLM

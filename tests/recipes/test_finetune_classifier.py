@@ -118,3 +118,38 @@ def test_bad_input_is_a_clear_error_and_nothing_is_written(finetune, tmp_path):
         finetune.main(["--smoke", "--pretrained", str(tmp_path / "missing"),
                        "--output_dir", str(out)])
     assert not out.exists()
+
+
+def test_longformer_smoke_reads_past_the_bert_maximum(finetune, tmp_path):
+    """--encoder longformer: the same pretrained BERT made a Longformer,
+    articles read to 96 tokens past the BERT's 64 positions; the reported
+    figures are those of the saved classifier."""
+    import bert_common
+    import keras
+
+    make_pretrained(tmp_path / "bert_test", max_sequence_length=64)
+    metrics = finetune.main(["--smoke", "--pretrained", str(tmp_path / "bert_test"),
+                             "--encoder", "longformer", "--sequence_length", "96",
+                             "--attention_window", "16",
+                             "--output_dir", str(tmp_path / "out"), "--verbose", "0"])
+    out = tmp_path / "out" / "bbc_longformer_bert_test"
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["encoder"] == "longformer" and saved["attention_window"] == 16
+    assert saved["longformer"]["accuracy"] == metrics["longformer"]["accuracy"]
+    model = keras.saving.load_model(str(out / "classifier.keras"))
+    assert type(model).__name__ == "LongformerClassifier"
+    assert model.encoder.max_sequence_length == 96
+    texts, labels = finetune.load_split("test", 20)
+    tokenizer = bert_common.make_tokenizer(bert_common.load_vocabulary(str(out / "vocab.txt")))
+    x = finetune.to_longformer_inputs(bert_common.encode_classification(tokenizer, texts, 96))
+    assert x["global_attention_mask"][:, 0].all() and not x["global_attention_mask"][:, 1:].any()
+    pred = np.argmax(model.predict(x, verbose=0), -1)
+    np.testing.assert_allclose(saved["longformer"]["accuracy"], np.mean(pred == labels))
+    with pytest.raises(ValueError, match=r"--attention_window must be even.*15"):
+        finetune.main(["--smoke", "--pretrained", str(tmp_path / "bert_test"),
+                       "--encoder", "longformer", "--attention_window", "15",
+                       "--output_dir", str(tmp_path / "out2")])
+    with pytest.raises(ValueError, match=r"--encoder must be one of.*'gpt'"):
+        finetune.main(["--smoke", "--pretrained", str(tmp_path / "bert_test"),
+                       "--encoder", "gpt", "--output_dir", str(tmp_path / "out2")])
+    assert not (tmp_path / "out2").exists()

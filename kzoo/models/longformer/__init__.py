@@ -1,2 +1,4 @@
 from kzoo.models.longformer.longformer_encoder import LongformerEncoder
 from kzoo.models.longformer.longformer_encoder_block import LongformerEncoderBlock
+from kzoo.models.longformer.longformer_classifier import LongformerClassifier
+from kzoo.models.longformer.longformer_classifier import first_token_global_mask

@@ -1,0 +1,119 @@
+"""Longformer document classifier.
+
+Letters: B batch, T length, D width, C classes.
+"""
+
+import keras
+from keras import ops
+
+from kzoo.models.bert.bert_classifier import MaskedMeanPooling
+from kzoo.models.bert.bert_encoder import bert_kernel_initializer
+from kzoo.models.bert.bert_masked_lm import _deserialize_encoder
+from kzoo.models.longformer.longformer_encoder import LongformerEncoder
+from kzoo.utils.validation import check_one_of
+from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rate
+
+POOLING = ("cls", "mean")
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class FirstToken(keras.layers.Layer):
+    """`sequence (B, T, D)` -> `(B, D)`, the vector of the first position."""
+
+    def call(self, sequence):
+        return sequence[:, 0, :]
+
+    def compute_output_shape(self, sequence_shape):
+        return (sequence_shape[0], sequence_shape[2])
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LongformerClassifier(keras.Model):
+    """Document classification on a `LongformerEncoder`.
+
+    From "Longformer: The Long-Document Transformer" (Beltagy et al., 2020),
+    section 6: classification reads the first token ([CLS] / <s>), which is
+    given global attention, so it sees the whole document in every layer.
+    Dropout, then a Dense layer to `num_classes` float32 logits, as
+    `BertClassifier`; the encoder is usually made by
+    `LongformerEncoder.from_encoder(bert_encoder, ...)`, so a BERT fine-tuned
+    on truncated documents and this model start from the same weights.
+
+    Args:
+        encoder: a `LongformerEncoder`.
+        num_classes: number of classes C.
+        dropout: dropout rate on the pooled vector.
+        pooling: "cls" (the first token's final vector; give it global
+            attention) or "mean" (the mean of the sequence over real tokens).
+
+    Inputs (dict): the encoder's `token_ids`, `padding_mask`,
+        `global_attention_mask` (put True at position 0 for "cls").
+
+    Returns:
+        (B, C) float32 logits.
+
+    Example:
+
+    >>> enc = LongformerEncoder(100, 2, 2, 16, 32, attention_window=4, max_sequence_length=64)
+    >>> clf = LongformerClassifier(enc, num_classes=3)
+    """
+
+    def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,
+                 **kwargs):
+        if not isinstance(encoder, LongformerEncoder):
+            raise ValueError(
+                "`encoder` must be a kzoo LongformerEncoder (for a BertEncoder use "
+                f"BertClassifier); received {type(encoder).__name__}"
+            )
+        check_positive_int("num_classes", num_classes)
+        check_rate("dropout", dropout)
+        check_one_of("pooling", pooling, POOLING)
+        dtype = dtype if dtype is not None else encoder.dtype_policy
+        # === Layers ===
+        self.encoder = encoder
+        self.pooling_layer = (
+            MaskedMeanPooling(dtype=dtype, name="mean_pooling")
+            if pooling == "mean" else FirstToken(dtype=dtype, name="first_token"))
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes, kernel_initializer=bert_kernel_initializer(),
+            dtype="float32", name="logits",
+        )
+        # === Functional graph ===
+        inputs = dict(encoder.input)
+        sequence = encoder(inputs)  # (B, T, D)
+        if pooling == "mean":
+            pooled = self.pooling_layer(sequence, inputs["padding_mask"])  # (B, D)
+        else:
+            pooled = self.pooling_layer(sequence)  # (B, D)
+        logits = self.output_dense(self.output_dropout(pooled))  # (B, C)
+        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        # === Config ===
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.pooling = pooling
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "pooling": self.pooling,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        encoder, config = _deserialize_encoder(config)
+        return cls(encoder=encoder, **config)
+
+
+def first_token_global_mask(padding_mask):
+    """(B, T) bool: True at position 0 of every row that has a real token,
+    the global-attention pattern the paper uses for classification."""
+    padding_mask = ops.convert_to_tensor(padding_mask, "bool")
+    first = ops.arange(ops.shape(padding_mask)[1]) == 0  # (T,)
+    return ops.logical_and(padding_mask, first[None, :])
