@@ -176,3 +176,32 @@ def test_two_workers_on_localhost_write_one_checkpoint(recipe, tmp_path):
                if line.startswith("validation_loss=")] for log in logs]
     assert losses[0] and losses[0] == losses[1]
     assert not (run / "backup").exists()
+
+
+def test_two_worker_checkpoint_resumes_on_one_process(recipe, tmp_path):
+    """A multi-worker run killed after its first checkpoint resumes on a
+    different number of workers (here one process, no strategy)."""
+    workers = [f"127.0.0.1:{_free_port()}", f"127.0.0.1:{_free_port()}"]
+    out, run = tmp_path / "out", tmp_path / "run"
+    args = ["--smoke", "--steps", "4", "--steps_per_epoch", "2", "--output_dir",
+            str(out), "--run_dir", str(run), "--verbose", "0"]
+    procs = []
+    for index in range(2):
+        config = {"cluster": {"worker": workers},
+                  "task": {"type": "worker", "index": index}}
+        procs.append(subprocess.Popen(
+            [sys.executable, RECIPE, *args, "--distribute", "multi_worker",
+             "--stop_after_steps", "3"],
+            env=_env(TF_CONFIG=json.dumps(config)),
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    logs = [p.communicate(timeout=420)[0] for p in procs]
+    for p, log in zip(procs, logs):
+        assert p.returncode == 3, log[-3000:]  # the test-only crash
+    meta = json.loads((run / "backup" / "training_metadata.json").read_text())
+    assert meta["epoch"] == 1  # the checkpoint after 2 steps, by the chief
+    assert not out.exists()
+    metrics = recipe.main(args)  # one process, default strategy
+    assert metrics["replicas"] == 1
+    assert metrics["resumed_at_step"] == 2
+    assert metrics["optimizer_steps"] == 4  # two-worker optimizer state restored
+    assert (out / "bert_tiny" / "encoder.keras").exists()
