@@ -281,3 +281,18 @@ def run_model_test(
     if run_training:
         _train_one_step(symbolic, input_data, training_output_index)
     return eager
+
+
+def from_serialized(cls):
+    """`cls` with a constructor that also takes its `encoder` serialized, as
+    `from_config` does, so that task models (a classifier around a nested
+    encoder) can go through `run_model_test`, whose config must be plain."""
+
+    class Wrapped(cls):
+        def __init__(self, encoder, **kwargs):
+            if isinstance(encoder, dict):
+                encoder = keras.saving.deserialize_keras_object(encoder)
+            super().__init__(encoder=encoder, **kwargs)
+
+    Wrapped.__name__ = cls.__name__
+    return keras.saving.register_keras_serializable(package="kzoo_tests")(Wrapped)

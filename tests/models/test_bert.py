@@ -6,6 +6,7 @@ from keras import ops
 from kzoo import BertClassifier
 from kzoo import BertEncoder
 from kzoo import BertMaskedLM
+from tests.harness import from_serialized
 from tests.harness import run_model_test
 
 CONFIG = {
@@ -99,23 +100,10 @@ def test_masked_lm_harness():
     encoder = BertEncoder(**CONFIG)
     config = {"encoder": keras.saving.serialize_keras_object(encoder)}
     out = run_model_test(
-        _from_serialized(BertMaskedLM), config, _mlm_inputs(),
+        from_serialized(BertMaskedLM), config, _mlm_inputs(),
         expected_output_shape=(3, 2, 40),
     )
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
-
-
-def _from_serialized(cls):
-    """A constructor taking the serialized encoder, as `from_config` does."""
-
-    class Wrapped(cls):
-        def __init__(self, encoder, **kwargs):
-            if isinstance(encoder, dict):
-                encoder = keras.saving.deserialize_keras_object(encoder)
-            super().__init__(encoder=encoder, **kwargs)
-
-    Wrapped.__name__ = cls.__name__
-    return keras.saving.register_keras_serializable(package="kzoo_tests")(Wrapped)
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
@@ -128,7 +116,7 @@ def test_classifier_harness(pooling):
         "pooling": pooling,
     }
     out = run_model_test(
-        _from_serialized(BertClassifier), config, _inputs(), expected_output_shape=(3, 3)
+        from_serialized(BertClassifier), config, _inputs(), expected_output_shape=(3, 3)
     )
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 

@@ -8,6 +8,7 @@ from kzoo import BertEncoder
 from kzoo import LongformerClassifier
 from kzoo import LongformerEncoder
 from kzoo.models.longformer import first_token_global_mask
+from tests.harness import from_serialized
 from tests.harness import run_model_test
 
 SIZES = {"vocabulary_size": 50, "num_layers": 2, "num_heads": 2, "hidden_dim": 8,
@@ -29,19 +30,6 @@ def _inputs(batch=3, length=12, seed=0):
     return {"token_ids": ids, "padding_mask": pad, "global_attention_mask": glob}
 
 
-def _from_serialized(cls):
-    """A constructor taking the serialized encoder, as `from_config` does."""
-
-    class Wrapped(cls):
-        def __init__(self, encoder, **kwargs):
-            if isinstance(encoder, dict):
-                encoder = keras.saving.deserialize_keras_object(encoder)
-            super().__init__(encoder=encoder, **kwargs)
-
-    Wrapped.__name__ = cls.__name__
-    return keras.saving.register_keras_serializable(package="kzoo_tests")(Wrapped)
-
-
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_harness(pooling):
     encoder = LongformerEncoder(**SIZES, attention_window=4, max_sequence_length=16)
@@ -51,7 +39,7 @@ def test_harness(pooling):
         "dropout": 0.1,
         "pooling": pooling,
     }
-    out = run_model_test(_from_serialized(LongformerClassifier), config, _inputs(),
+    out = run_model_test(from_serialized(LongformerClassifier), config, _inputs(),
                          expected_output_shape=(3, 3))
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 

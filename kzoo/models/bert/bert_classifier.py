@@ -31,8 +31,68 @@ class MaskedMeanPooling(keras.layers.Layer):
         return (sequence_shape[0], sequence_shape[2])
 
 
+class PooledClassifier(keras.Model):
+    """The part every kzoo encoder classifier shares: pool the encoder's
+    output, dropout, a Dense layer to float32 logits, and the nested-encoder
+    config. Subclasses check the encoder and say where its sequence and its
+    first-token vector are (`_sequence`, `_first_token`).
+    """
+
+    def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,
+                 **kwargs):
+        check_positive_int("num_classes", num_classes)
+        check_rate("dropout", dropout)
+        check_one_of("pooling", pooling, POOLING)
+        dtype = dtype if dtype is not None else encoder.dtype_policy
+        # === Layers ===
+        self.encoder = encoder
+        self.mean_pooling = (MaskedMeanPooling(dtype=dtype, name="mean_pooling")
+                             if pooling == "mean" else None)
+        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        self.output_dense = keras.layers.Dense(
+            num_classes, kernel_initializer=bert_kernel_initializer(),
+            dtype="float32", name="logits",
+        )
+        # === Functional graph ===
+        inputs = dict(encoder.input)
+        outputs = encoder(inputs)
+        if pooling == "mean":
+            pooled = self.mean_pooling(
+                self._sequence(outputs), inputs["padding_mask"])  # (B, D)
+        else:
+            pooled = self._first_token(outputs)  # (B, D)
+        logits = self.output_dense(self.output_dropout(pooled))  # (B, C)
+        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
+        # === Config ===
+        self.num_classes = num_classes
+        self.dropout = dropout
+        self.pooling = pooling
+
+    def _sequence(self, outputs):
+        raise NotImplementedError
+
+    def _first_token(self, outputs):
+        raise NotImplementedError
+
+    def get_config(self):
+        return {
+            "name": self.name,
+            "trainable": self.trainable,
+            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            "encoder": keras.saving.serialize_keras_object(self.encoder),
+            "num_classes": self.num_classes,
+            "dropout": self.dropout,
+            "pooling": self.pooling,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        encoder, config = _deserialize_encoder(config)
+        return cls(encoder=encoder, **config)
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertClassifier(keras.Model):
+class BertClassifier(PooledClassifier):
     """Sequence classification on a pooled BERT output.
 
     From "BERT: Pre-training of Deep Bidirectional Transformers for Language
@@ -60,47 +120,11 @@ class BertClassifier(keras.Model):
 
     def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,
                  **kwargs):
-        encoder = _check_encoder(encoder)
-        check_positive_int("num_classes", num_classes)
-        check_rate("dropout", dropout)
-        check_one_of("pooling", pooling, POOLING)
-        dtype = dtype if dtype is not None else encoder.dtype_policy
-        # === Layers ===
-        self.encoder = encoder
-        self.mean_pooling = (MaskedMeanPooling(dtype=dtype, name="mean_pooling")
-                             if pooling == "mean" else None)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            num_classes, kernel_initializer=bert_kernel_initializer(),
-            dtype="float32", name="logits",
-        )
-        # === Functional graph ===
-        inputs = dict(encoder.input)
-        outputs = encoder(inputs)
-        if pooling == "mean":
-            pooled = self.mean_pooling(
-                outputs["sequence_output"], inputs["padding_mask"])  # (B, D)
-        else:
-            pooled = outputs["pooled_output"]  # (B, D)
-        logits = self.output_dense(self.output_dropout(pooled))  # (B, C)
-        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
-        # === Config ===
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.pooling = pooling
+        super().__init__(_check_encoder(encoder), num_classes, dropout=dropout,
+                         pooling=pooling, dtype=dtype, **kwargs)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "pooling": self.pooling,
-        }
+    def _sequence(self, outputs):
+        return outputs["sequence_output"]
 
-    @classmethod
-    def from_config(cls, config):
-        encoder, config = _deserialize_encoder(config)
-        return cls(encoder=encoder, **config)
+    def _first_token(self, outputs):
+        return outputs["pooled_output"]

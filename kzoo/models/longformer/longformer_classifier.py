@@ -6,15 +6,8 @@ Letters: B batch, T length, D width, C classes.
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_classifier import MaskedMeanPooling
-from kzoo.models.bert.bert_encoder import bert_kernel_initializer
-from kzoo.models.bert.bert_masked_lm import _deserialize_encoder
+from kzoo.models.bert.bert_classifier import PooledClassifier
 from kzoo.models.longformer.longformer_encoder import LongformerEncoder
-from kzoo.utils.validation import check_one_of
-from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rate
-
-POOLING = ("cls", "mean")
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -29,7 +22,7 @@ class FirstToken(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LongformerClassifier(keras.Model):
+class LongformerClassifier(PooledClassifier):
     """Document classification on a `LongformerEncoder`.
 
     From "Longformer: The Long-Document Transformer" (Beltagy et al., 2020),
@@ -66,49 +59,17 @@ class LongformerClassifier(keras.Model):
                 "`encoder` must be a kzoo LongformerEncoder (for a BertEncoder use "
                 f"BertClassifier); received {type(encoder).__name__}"
             )
-        check_positive_int("num_classes", num_classes)
-        check_rate("dropout", dropout)
-        check_one_of("pooling", pooling, POOLING)
-        dtype = dtype if dtype is not None else encoder.dtype_policy
-        # === Layers ===
-        self.encoder = encoder
-        self.pooling_layer = (
-            MaskedMeanPooling(dtype=dtype, name="mean_pooling")
-            if pooling == "mean" else FirstToken(dtype=dtype, name="first_token"))
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
-        self.output_dense = keras.layers.Dense(
-            num_classes, kernel_initializer=bert_kernel_initializer(),
-            dtype="float32", name="logits",
-        )
-        # === Functional graph ===
-        inputs = dict(encoder.input)
-        sequence = encoder(inputs)  # (B, T, D)
-        if pooling == "mean":
-            pooled = self.pooling_layer(sequence, inputs["padding_mask"])  # (B, D)
-        else:
-            pooled = self.pooling_layer(sequence)  # (B, D)
-        logits = self.output_dense(self.output_dropout(pooled))  # (B, C)
-        super().__init__(inputs=inputs, outputs=logits, dtype=dtype, **kwargs)
-        # === Config ===
-        self.num_classes = num_classes
-        self.dropout = dropout
-        self.pooling = pooling
+        self.first_token = FirstToken(
+            dtype=dtype if dtype is not None else encoder.dtype_policy,
+            name="first_token")
+        super().__init__(encoder, num_classes, dropout=dropout, pooling=pooling,
+                         dtype=dtype, **kwargs)
 
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-            "num_classes": self.num_classes,
-            "dropout": self.dropout,
-            "pooling": self.pooling,
-        }
+    def _sequence(self, outputs):
+        return outputs  # (B, T, D)
 
-    @classmethod
-    def from_config(cls, config):
-        encoder, config = _deserialize_encoder(config)
-        return cls(encoder=encoder, **config)
+    def _first_token(self, outputs):
+        return self.first_token(outputs)  # (B, D)
 
 
 def first_token_global_mask(padding_mask):
