@@ -41,6 +41,7 @@ import numpy as np  # noqa: E402
 
 import kzoo  # noqa: E402
 from kzoo.data.classification import BBC_LABELS, load_bbc_news  # noqa: E402
+from kzoo.layers.sparse.longformer_attention import check_attention_window  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,11 +117,9 @@ def main(argv=None):
     common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
     common.check_choice("encoder", config.encoder, ENCODERS)
     common.check_positive(config, "sequence_length", "batch_size", "epochs",
-                          "learning_rate", "attention_window")
-    if config.encoder == "longformer" and config.attention_window % 2:
-        raise ValueError(
-            "--attention_window must be even (the whole window, w/2 tokens on "
-            f"each side); received {config.attention_window}")
+                          "learning_rate")
+    if config.encoder == "longformer":
+        check_attention_window(config.attention_window)
     # Everything is checked before anything is written.
     encoder, vocabulary, pretrained = common.load_pretrained(
         config.pretrained, config.vocabulary_file or None)

@@ -145,7 +145,7 @@ def test_longformer_smoke_reads_past_the_bert_maximum(finetune, tmp_path):
     assert x["global_attention_mask"][:, 0].all() and not x["global_attention_mask"][:, 1:].any()
     pred = np.argmax(model.predict(x, verbose=0), -1)
     np.testing.assert_allclose(saved["longformer"]["accuracy"], np.mean(pred == labels))
-    with pytest.raises(ValueError, match=r"--attention_window must be even.*15"):
+    with pytest.raises(ValueError, match=r"attention_window` must be an even positive integer.*received 15"):
         finetune.main(["--smoke", "--pretrained", str(tmp_path / "bert_test"),
                        "--encoder", "longformer", "--attention_window", "15",
                        "--output_dir", str(tmp_path / "out2")])

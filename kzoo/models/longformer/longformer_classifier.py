@@ -59,9 +59,10 @@ class LongformerClassifier(PooledClassifier):
                 "`encoder` must be a kzoo LongformerEncoder (for a BertEncoder use "
                 f"BertClassifier); received {type(encoder).__name__}"
             )
-        self.first_token = FirstToken(
-            dtype=dtype if dtype is not None else encoder.dtype_policy,
-            name="first_token")
+        self.first_token = (
+            FirstToken(dtype=dtype if dtype is not None else encoder.dtype_policy,
+                       name="first_token")
+            if pooling == "cls" else None)
         super().__init__(encoder, num_classes, dropout=dropout, pooling=pooling,
                          dtype=dtype, **kwargs)
 
