@@ -21,7 +21,7 @@ import sys
 import time
 
 
-def single(batch, length, jit, dropout, repeats):
+def single(batch, length, jit, dropout, repeats, max_global_tokens):
     import keras
     import numpy as np
 
@@ -29,7 +29,7 @@ def single(batch, length, jit, dropout, repeats):
 
     encoder = kzoo.LongformerEncoder(
         4000, 2, 2, 128, 512, attention_window=128, max_sequence_length=length,
-        dropout=dropout)
+        dropout=dropout, max_global_tokens=max_global_tokens or None)
     model = kzoo.LongformerClassifier(encoder, 5, pooling="mean", dropout=dropout)
     model.compile(optimizer="adam", jit_compile=jit,
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -55,20 +55,26 @@ def main():
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--length", type=int, default=1024)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--max-global-tokens", type=int, default=0,
+        help="the encoder's max_global_tokens (0: None, exact and unbounded: "
+        "under tracing the global rows are then computed for all T positions)")
     parser.add_argument("--single", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         single(args.batch, args.length, args.single[0] == "1", float(args.single[1]),
-               args.repeats)
+               args.repeats, args.max_global_tokens)
         return
     backend = os.environ.get("KERAS_BACKEND", "tensorflow")
     print(f"backend {backend}, batch {args.batch} x {args.length} tokens, "
+          f"max_global_tokens {args.max_global_tokens or None}, "
           f"median of {args.repeats} steps")
     for jit in ("0", "1"):
         for dropout in ("0.0", "0.1"):
             res = subprocess.run(
                 [sys.executable, __file__, "--batch", str(args.batch), "--length",
-                 str(args.length), "--repeats", str(args.repeats), "--single", jit,
+                 str(args.length), "--repeats", str(args.repeats),
+                 "--max-global-tokens", str(args.max_global_tokens), "--single", jit,
                  dropout], capture_output=True, text=True)
             lines = res.stdout.strip().splitlines()
             if res.returncode or not lines:

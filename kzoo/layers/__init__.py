@@ -5,3 +5,4 @@ from kzoo.layers.position import *  # noqa: F401,F403
 from kzoo.layers.transformer import *  # noqa: F401,F403
 from kzoo.layers.recurrent import *  # noqa: F401,F403
 from kzoo.layers.sparse import *  # noqa: F401,F403
+from kzoo.layers.dropout import Dropout  # noqa: F401

@@ -13,6 +13,7 @@ from keras import ops
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.masking import merge_masks
 from kzoo.layers.attention.masking import validate_masks
+from kzoo.layers.dropout import Dropout
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_rate
@@ -150,7 +151,7 @@ class MultiHeadAttention(keras.layers.Layer):
             "abcd,cde->abe", (None, out_dim), "e", "attention_output"
         )
         self._output_dense.build((query_shape[0], query_shape[1], n, v))
-        self._dropout_layer = keras.layers.Dropout(
+        self._dropout_layer = Dropout(
             self.dropout, seed=self.seed, dtype=self.dtype_policy
         )
         self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(h))

@@ -7,6 +7,7 @@ E input (embedding) width, M memory width, H hidden_dim.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.bahdanau_attention import BahdanauAttention
 from kzoo.layers.recurrent.luong_attention import LuongAttention
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
@@ -143,7 +144,7 @@ class AttentionDecoder(keras.layers.Layer):
             name="combine",
         )
         self._combine.build((batch, None, h + memory_dim))
-        self._dropout = keras.layers.Dropout(
+        self._dropout = Dropout(
             self.dropout, seed=self.seed, dtype=self.dtype_policy
         )
 

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rank
@@ -129,7 +130,7 @@ class RecurrentEncoder(keras.layers.Layer):
             rnn.build(shape)
             self._rnns.append(rnn)
             self._dropouts.append(
-                keras.layers.Dropout(
+                Dropout(
                     self.dropout,
                     seed=None if self.seed is None else self.seed + i,
                     dtype=self.dtype_policy,

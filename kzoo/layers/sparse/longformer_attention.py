@@ -11,6 +11,8 @@ Einsum letters used in this file:
     (K = (2 reach + 1) c), g global slot (G slots), t / s sequence positions.
 """
 
+import warnings
+
 import keras
 import numpy as np
 from keras import ops
@@ -203,6 +205,15 @@ class LongformerAttention(MultiHeadAttention):
             bound = min(self.max_global_tokens, length)
         counts = _concrete(ops.sum(ops.cast(global_mask, "int32"), axis=1))
         if counts is None:
+            if self.max_global_tokens is None and length > self.attention_window:
+                warnings.warn(
+                    f"{self.name}: traced with max_global_tokens=None, so the "
+                    f"global rows and columns are computed for all {length} "
+                    "positions (O(T^2) time and memory, several times slower "
+                    "than the band). Set max_global_tokens to the most "
+                    "global tokens a sequence has (1 for a [CLS] token).",
+                    stacklevel=2,
+                )
             return bound
         most = int(counts.max()) if counts.size else 0
         if self.max_global_tokens is not None and most > self.max_global_tokens:

@@ -13,6 +13,7 @@ from keras import ops
 
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.dropout import Dropout
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_positive_int
@@ -125,7 +126,7 @@ class LSHAttention(MultiHeadAttention):
             "abcd,cde->abe", (None, out_dim), "e", "attention_output"
         )
         self._output_dense.build((query_shape[0], query_shape[1], n, v))
-        self._dropout_layer = keras.layers.Dropout(
+        self._dropout_layer = Dropout(
             self.dropout, seed=self.seed, dtype=self.dtype_policy
         )
         self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(h))

@@ -6,6 +6,7 @@ Einsum letters: B batch, T length, D model width, F intermediate width.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
@@ -103,7 +104,7 @@ class FeedForward(keras.layers.Layer):
             self._gate_dense.build(inputs_shape)
         self._output_dense = self._dense(out_dim, "output")
         self._output_dense.build(tuple(inputs_shape[:-1]) + (self.intermediate_dim,))
-        self._dropout_layer = keras.layers.Dropout(
+        self._dropout_layer = Dropout(
             self.dropout, seed=self.seed, dtype=self.dtype_policy
         )
 

@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.layers.transformer.transformer_encoder_block import _sub_seed
 from kzoo.utils.validation import check_divisible
@@ -136,7 +137,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         )
 
     def _dropout_layer(self, offset):
-        return keras.layers.Dropout(
+        return Dropout(
             self.dropout, seed=_sub_seed(self.seed, offset), dtype=self.dtype_policy
         )
 

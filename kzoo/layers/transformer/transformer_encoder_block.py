@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_positive_float
@@ -139,10 +140,10 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.feed_forward.build(inputs_shape)
         self.feed_forward_layer_norm = self._layer_norm("feed_forward_layer_norm")
         self.feed_forward_layer_norm.build(inputs_shape)
-        self.self_attention_dropout = keras.layers.Dropout(
+        self.self_attention_dropout = Dropout(
             self.dropout, seed=_sub_seed(self.seed, 2), dtype=self.dtype_policy
         )
-        self.feed_forward_dropout = keras.layers.Dropout(
+        self.feed_forward_dropout = Dropout(
             self.dropout, seed=_sub_seed(self.seed, 3), dtype=self.dtype_policy
         )
 

@@ -6,6 +6,7 @@ Letters: B batch, T length, D width, C classes.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.models.bert.bert_encoder import bert_kernel_initializer
 from kzoo.models.bert.bert_masked_lm import _check_encoder
 from kzoo.models.bert.bert_masked_lm import _deserialize_encoder
@@ -48,7 +49,7 @@ class PooledClassifier(keras.Model):
         self.encoder = encoder
         self.mean_pooling = (MaskedMeanPooling(dtype=dtype, name="mean_pooling")
                              if pooling == "mean" else None)
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="output_dropout")
+        self.output_dropout = Dropout(dropout, dtype=dtype, name="output_dropout")
         self.output_dense = keras.layers.Dense(
             num_classes, kernel_initializer=bert_kernel_initializer(),
             dtype="float32", name="logits",

@@ -5,6 +5,7 @@ Letters: B batch, T length, D `hidden_dim`, V `vocabulary_size`.
 
 import keras
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
@@ -110,7 +111,7 @@ class BertEncoder(keras.Model):
         self.embeddings_layer_norm = keras.layers.LayerNormalization(
             epsilon=1e-12, dtype=dtype, name="embeddings_layer_norm"
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.bigbird.bigbird_encoder_block import BigBirdEncoderBlock
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
@@ -97,7 +98,7 @@ class BigBirdEncoder(keras.Model):
         self.position_embedding = PositionEmbedding(
             max_sequence_length, dtype=dtype, name="position_embedding"
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

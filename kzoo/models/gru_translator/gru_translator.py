@@ -9,17 +9,18 @@ import itertools
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.attention_decoder import ATTENTION_TYPES
-from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
 from kzoo.layers.recurrent.attention_decoder import AttentionDecoder
+from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rate
 from kzoo.utils.validation import check_rank
+from kzoo.utils.validation import check_rate
 
 _NEG = -1e9  # log-probability of an impossible hypothesis, finite in float32
 
@@ -128,8 +129,8 @@ class GRUTranslator(keras.Model):
             target_vocabulary_size, embedding_dim, dtype=dtype,
             name="target_embedding",
         )
-        self.source_dropout = keras.layers.Dropout(dropout, dtype=dtype)
-        self.target_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.source_dropout = Dropout(dropout, dtype=dtype)
+        self.target_dropout = Dropout(dropout, dtype=dtype)
         self.encoder = RecurrentEncoder(
             hidden_dim,
             num_layers=num_encoder_layers,

@@ -13,6 +13,7 @@ from kzoo.models.linear_attention.linear_attention_encoder_blocks import (
 from kzoo.models.linear_attention.linear_attention_encoder_blocks import (
     PerformerEncoderBlock,
 )
+from kzoo.layers.dropout import Dropout
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
@@ -28,7 +29,7 @@ def _encoder_graph(model, vocabulary_size, hidden_dim, max_sequence_length, drop
     model.position_embedding = PositionEmbedding(
         max_sequence_length, dtype=dtype, name="position_embedding"
     )
-    model.embeddings_dropout = keras.layers.Dropout(
+    model.embeddings_dropout = Dropout(
         dropout, dtype=dtype, name="embeddings_dropout"
     )
     model.transformer_layers = blocks

@@ -6,6 +6,7 @@ Letters in shape comments: B batch, T length, D hidden_dim.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
@@ -105,7 +106,7 @@ class LSTMTransformerHybrid(keras.Model):
         self.token_embedding = keras.layers.Embedding(
             vocabulary_size, hidden_dim, dtype=dtype, name="token_embedding"
         )
-        self.embedding_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.embedding_dropout = Dropout(dropout, dtype=dtype)
         self.recurrent_encoder = RecurrentEncoder(
             hidden_dim // 2,
             num_layers=num_recurrent_layers,
@@ -126,7 +127,7 @@ class LSTMTransformerHybrid(keras.Model):
             )
             for i in range(num_transformer_layers)
         ]
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.output_dropout = Dropout(dropout, dtype=dtype)
         self.output_dense = keras.layers.Dense(num_outputs, dtype=dtype, name="output")
 
         # === Functional model ===

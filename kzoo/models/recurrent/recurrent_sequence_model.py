@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.recurrent_encoder import RECURRENT_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
@@ -61,7 +62,7 @@ class RecurrentSequenceModel(keras.Model):
             self.token_embedding = keras.layers.Embedding(
                 vocabulary_size, embedding_dim, dtype=dtype, name="token_embedding"
             )
-        self.input_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.input_dropout = Dropout(dropout, dtype=dtype)
         self.encoder = RecurrentEncoder(
             hidden_dim,
             num_layers=num_layers,
@@ -73,7 +74,7 @@ class RecurrentSequenceModel(keras.Model):
             dtype=dtype,
             name="encoder",
         )
-        self.output_dropout = keras.layers.Dropout(dropout, dtype=dtype)
+        self.output_dropout = Dropout(dropout, dtype=dtype)
         self.output_dense = keras.layers.Dense(num_outputs, dtype=dtype, name="output")
 
         # === Functional model ===

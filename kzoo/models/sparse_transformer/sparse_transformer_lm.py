@@ -6,6 +6,7 @@ Letters: B batch, T length, D `hidden_dim`, V vocabulary.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.sparse_transformer.sparse_transformer_block import SparseTransformerBlock
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
@@ -84,7 +85,7 @@ class SparseTransformerLM(keras.Model):
         self.position_embedding = PositionEmbedding(
             max_sequence_length, dtype=dtype, name="position_embedding"
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

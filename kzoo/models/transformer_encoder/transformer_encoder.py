@@ -6,6 +6,7 @@ Letters: B batch, T length, D `hidden_dim`, V `vocabulary_size`.
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
@@ -133,7 +134,7 @@ class TransformerEncoder(keras.Model):
             self.position_embedding = SinusoidalPositionEncoding(
                 dtype=dtype, name="position_embedding"
             )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.models import generation
@@ -84,7 +85,7 @@ class TransformerLM(keras.Model):
         self.position_embedding = PositionEmbedding(
             max_sequence_length, dtype=dtype, name="position_embedding"
         )
-        self.embeddings_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="embeddings_dropout")
+        self.embeddings_dropout = Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
             TransformerDecoderBlock(
                 num_heads, intermediate_dim, dropout=dropout, activation=activation,

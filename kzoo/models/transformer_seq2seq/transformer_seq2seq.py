@@ -10,6 +10,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
@@ -107,8 +108,8 @@ class TransformerSeq2Seq(keras.Model):
         self.encoder_token_embedding = embedding(vocabulary_size, "encoder_token_embedding")
         self.decoder_token_embedding = embedding(target_vocabulary, "decoder_token_embedding")
         self.position_encoding = SinusoidalPositionEncoding(dtype=dtype, name="position_encoding")
-        self.encoder_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="encoder_dropout")
-        self.decoder_dropout = keras.layers.Dropout(dropout, dtype=dtype, name="decoder_dropout")
+        self.encoder_dropout = Dropout(dropout, dtype=dtype, name="encoder_dropout")
+        self.decoder_dropout = Dropout(dropout, dtype=dtype, name="decoder_dropout")
         self.encoder_layers = [
             TransformerEncoderBlock(num_heads, intermediate_dim, name=f"encoder_layer_{i}", **block_kwargs)
             for i in range(num_layers)

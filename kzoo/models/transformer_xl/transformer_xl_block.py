@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.layers.sparse.relative_multi_head_attention import RelativeMultiHeadAttention
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.utils.validation import check_divisible
@@ -98,10 +99,10 @@ class TransformerXLBlock(keras.layers.Layer):
             name="feed_forward_layer_norm",
         )
         self.feed_forward_layer_norm.build(inputs_shape)
-        self.self_attention_dropout = keras.layers.Dropout(
+        self.self_attention_dropout = Dropout(
             self.dropout, seed=self._seed(2), dtype=self.dtype_policy
         )
-        self.feed_forward_dropout = keras.layers.Dropout(
+        self.feed_forward_dropout = Dropout(
             self.dropout, seed=self._seed(3), dtype=self.dtype_policy
         )
 

@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.dropout import Dropout
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
 from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
@@ -90,7 +91,7 @@ class TransformerXLLM(keras.Model):
             dtype=dtype,
             name="token_embedding",
         )
-        self.embeddings_dropout = keras.layers.Dropout(
+        self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
         self.transformer_layers = [

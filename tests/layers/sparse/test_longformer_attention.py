@@ -366,3 +366,44 @@ def test_multi_block_window_equals_dense_forward_and_gradients(monkeypatch, dila
         assert len(got_grads) == len(want_grads) == 9
         for a, b in zip(got_grads, want_grads):
             np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_traced_without_global_bound_warns_of_quadratic_rows():
+    length = 16
+    data = {
+        "query": _data(length=length),
+        "padding_mask": np.ones((2, length), bool),
+        "global_attention_mask": np.arange(length)[None, :].repeat(2, 0) == 0,
+    }
+
+    weights = []
+
+    def trace(bound):
+        layer = LongformerAttention(
+            num_heads=2, key_dim=4, attention_window=4, max_global_tokens=bound
+        )
+        layer(data["query"][:, :4])  # build
+        if weights:
+            layer.set_weights(weights)
+        weights[:] = layer.get_weights()
+        inputs = {
+            "query": keras.Input((length, 8), batch_size=2, name="query"),
+            "padding_mask": keras.Input(
+                (length,), batch_size=2, dtype="bool", name="padding_mask"
+            ),
+            "global_attention_mask": keras.Input(
+                (length,), batch_size=2, dtype="bool", name="global_attention_mask"
+            ),
+        }
+        model = keras.Model(inputs, layer(**inputs))
+        return model.predict(data, verbose=0)
+
+    with pytest.warns(UserWarning, match="max_global_tokens=None.*all 16 positions"):
+        unbounded = trace(None)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        bounded = trace(1)
+    # One global token a sequence: the bound changes the cost, not the numbers.
+    np.testing.assert_allclose(bounded, unbounded, atol=1e-5)
