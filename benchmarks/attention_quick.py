@@ -12,6 +12,8 @@ the input and every weight), batch 1, float32, under `tf.function` (with
     hf          Hugging Face TFLongformerSelfAttention, window --window,
                 `layer.call()` under jit (its best configuration), run with
                 the reference venv's Python (--reference-python)
+    hf_out      the same followed by the Dense HF applies in
+                TFLongformerSelfOutput: the work kzoo's layer does
 
 Each measurement runs in its own fresh process (so its peak RSS is its
 own), and the layers take turns: `--rounds R` runs every layer R times in
@@ -34,7 +36,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-LAYERS = ("full", "longformer", "bigbird", "hf")
+LAYERS = ("full", "longformer", "bigbird", "hf", "hf_out")
 
 
 def _peak_rss_gb():
@@ -57,7 +59,7 @@ def _time(fn, warmup, repeats):
     return statistics.median(times)
 
 
-def _hf_step(args, n):
+def _hf_step(args, n, output_projection=False):
     """HF's step, built by `benchmarks/reference/hf_longformer.py`."""
     import numpy as np
     import tensorflow as tf
@@ -65,6 +67,7 @@ def _hf_step(args, n):
     from benchmarks.reference import hf_longformer
 
     layer, extra = hf_longformer.build(args.width, args.heads, args.window, n)
+    dense = hf_longformer.output_dense(args.width, n) if output_projection else None
     x = tf.constant(
         np.random.default_rng(0).standard_normal((1, n, args.width)), tf.float32
     )
@@ -72,8 +75,12 @@ def _hf_step(args, n):
     def step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(layer.call([x] + extra, training=False)[0])
-        grads = tape.gradient(loss, [x] + list(layer.trainable_variables))
+            out = layer.call([x] + extra, training=False)[0]
+            loss = tf.reduce_sum(dense(out) if dense is not None else out)
+        weights = list(layer.trainable_variables)
+        if dense is not None:
+            weights += list(dense.trainable_variables)
+        grads = tape.gradient(loss, [x] + weights)
         # The global projections get no gradient when no token is global.
         return tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
 
@@ -142,17 +149,20 @@ def _kzoo_step(name, args, n):
 
 def single(args, name, n):
     sys.path.insert(0, ROOT)
-    step = _hf_step(args, n) if name == "hf" else _kzoo_step(name, args, n)
+    if name.startswith("hf"):
+        step = _hf_step(args, n, output_projection=name == "hf_out")
+    else:
+        step = _kzoo_step(name, args, n)
     seconds = _time(step, args.warmup, args.repeats)
     print(json.dumps({"seconds": seconds, "peak_gb": _peak_rss_gb()}))
 
 
 def run_one(args, name, n):
-    python = args.reference_python if name == "hf" else sys.executable
+    python = args.reference_python if name.startswith("hf") else sys.executable
     passed = [a for a in sys.argv[1:]]
     cmd = [python, os.path.abspath(__file__)] + passed + ["--single", name, str(n)]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    if name != "hf":
+    if not name.startswith("hf"):
         env.setdefault("KERAS_BACKEND", "tensorflow")
     res = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
     if res.returncode != 0:

@@ -40,6 +40,19 @@ def build(width, num_heads, attention_window, sequence_length):
     return layer, extra
 
 
+def output_dense(width, sequence_length):
+    """The Dense that TFLongformerSelfOutput applies to the attention output.
+
+    With it, HF does the work kzoo's layer does: query, key, value and
+    output projections around the band attention.
+    """
+    import tensorflow as tf
+
+    dense = tf.keras.layers.Dense(width, name="output_dense")
+    dense.build((1, sequence_length, width))
+    return dense
+
+
 def measure(config, ctx):
     import tensorflow as tf
 
@@ -50,19 +63,27 @@ def measure(config, ctx):
             f"multiple of attention_window ({config['attention_window']})"
         )
     layer, extra = build(width, config["num_heads"], config["attention_window"], n)
+    dense = None
+    if config["component"] == "hf_longformer_output":
+        dense = output_dense(width, n)
     x = tf.constant(
         np.random.default_rng(0).standard_normal((1, n, width)).astype("float32")
     )
 
     def forward(x):
         out = layer.call([x] + extra, training=False)[0]
+        if dense is not None:
+            out = dense(out)
         return tf.reduce_sum(out)
 
     def forward_backward(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
             loss = forward(x)
-        grads = tape.gradient(loss, [x] + list(layer.trainable_variables))
+        weights = list(layer.trainable_variables)
+        if dense is not None:
+            weights += list(dense.trainable_variables)
+        grads = tape.gradient(loss, [x] + weights)
         # The global projections get no gradient when no token is global.
         return tf.add_n([tf.reduce_sum(g) for g in grads if g is not None])
 

@@ -209,6 +209,7 @@ def test_cli_list_and_bad_suite(capsys):
     names = capsys.readouterr().out.split()
     assert "keras_mha/forward/n=128" in names
     assert "hf_longformer/forward_backward/n=256" in names
+    assert "hf_longformer_output/forward_backward/n=256" in names
     with pytest.raises(ValueError, match="suite"):
         cli_main(["list", "--suite", "nope"])
 
@@ -218,6 +219,18 @@ def test_reference_config_without_reference_python_is_skipped():
     document = harness.run_suite("attention", options, log=lambda *_: None)
     (r,) = document["results"]
     assert r["status"] == "skipped" and "--reference-python" in r["message"]
+
+
+def test_hf_with_output_projection_counts_the_work_of_kzoo_layer():
+    from benchmarks.suites import attention
+
+    config = {"x": 4096, "width": 256, "attention_window": 256,
+              "phase": "forward_backward"}
+    flops = {name: attention.model_flops({**config, "component": name})
+             for name in ("longformer", "hf_longformer", "hf_longformer_output")}
+    assert flops["hf_longformer_output"] == flops["longformer"]
+    # Without it HF skips one T x D x D projection, forward and backward.
+    assert flops["longformer"] - flops["hf_longformer"] == 3 * 2 * 4096 * 256**2
 
 
 def test_markdown_lists_failures_with_their_reason():
