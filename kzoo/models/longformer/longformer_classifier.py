@@ -31,7 +31,10 @@ class LongformerClassifier(PooledClassifier):
     Dropout, then a Dense layer to `num_classes` float32 logits, as
     `BertClassifier`; the encoder is usually made by
     `LongformerEncoder.from_encoder(bert_encoder, ...)`, so a BERT fine-tuned
-    on truncated documents and this model start from the same weights.
+    on truncated documents and this model start from the same weights. Give
+    that encoder `max_global_tokens=1` when only [CLS] is global: `fit`
+    traces the model, and traced without a bound the global rows cost
+    O(T^2) (see `LongformerAttention`).
 
     Args:
         encoder: a `LongformerEncoder`.
