@@ -1,16 +1,20 @@
 """Diagnostic: one training step of a small LongformerClassifier with and
 without dropout, with and without `jit_compile`, on the current backend.
 
-    python benchmarks/longformer_dropout_xla.py                       # TensorFlow
-    KERAS_BACKEND=jax python benchmarks/longformer_dropout_xla.py
+    python benchmarks/longformer_dropout_xla.py --max-global-tokens 1          # TensorFlow
+    KERAS_BACKEND=jax python benchmarks/longformer_dropout_xla.py --max-global-tokens 1
 
 BERT-tiny shapes made a Longformer (2 layers, width 128, 2 heads,
 feed-forward 512, window 128, [CLS] global), batch 4 of 1,024 tokens, Adam,
 `train_on_batch`. Each configuration runs in its own process; prints the
 first call (tracing and compilation) and the median of `--repeats` steps.
 It exists because the long-document fine-tune found TensorFlow's XLA step
-with dropout an order of magnitude slower than without (see the README).
-Nothing is written.
+with dropout an order of magnitude slower than without. The causes, now
+fixed (README, attention section): Keras' dropout random numbers under XLA
+on CPU (kzoo's `Dropout` names Philox, `benchmarks/dropout_rng.py`) and
+global rows computed for every position when the encoder is traced with
+`max_global_tokens=None` (`--max-global-tokens 1` gives the recipe's
+setting; 0 shows the unbounded case). Nothing is written.
 """
 
 import argparse
