@@ -4,9 +4,9 @@ Why this exists: on the TensorFlow backend Keras draws dropout masks with
 `tf.nn.experimental.stateless_dropout`, whose random numbers use the
 "auto_select" algorithm. Under `jit_compile=True` on a CPU, XLA expands
 that algorithm into a very slow loop: on the project's 2-core CPU a
-(4, 2, 1024, 1024) mask takes about 2.1 s, against 68 ms when the Philox
-algorithm is named explicitly and 35 ms without XLA
-(`python benchmarks/dropout_rng.py`). Without XLA "auto_select" already is
+(4, 2, 1024, 1024) mask took 2.5 s, against 66 ms when the Philox
+algorithm is named explicitly and 34 ms without XLA
+(`python benchmarks/dropout_rng.py`, 2026-11-30). Without XLA "auto_select" already is
 Philox on CPU and GPU, so naming it changes no number there; under XLA the
 masks differ from the uncompiled ones either way.
 
