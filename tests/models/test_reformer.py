@@ -77,6 +77,41 @@ def test_memory_saving_training_step_equals_plain_autodiff():
     assert moved
 
 
+def test_dropout_harness_and_memory_saving_replays_the_masks():
+    """With dropout and rotations redrawn at each step, the memory-saving
+    model's training step equals plain autodiff's (the recomputation replays
+    the forward pass's masks and rotations), and both are active in
+    training."""
+    config = dict(SMALL, dropout=0.3, redraw_rotations=True)
+    run_model_test(
+        ReformerLM, config, _inputs(), expected_output_shape=(2, 8, 40),
+        run_precision=False,
+    )
+    x = _inputs()
+    target = np.random.default_rng(3).integers(0, 40, size=(2, 8))
+    models = [ReformerLM(**dict(config, memory_saving=m)) for m in (True, False)]
+    models[1].set_weights(models[0].get_weights())
+    for m in models:
+        # LSH rotations and probabilities, attention branch, feed-forward
+        # branch: one seed state each.
+        assert len(m.non_trainable_variables) == 4 * SMALL["num_layers"]
+        for v, w in zip(m.non_trainable_variables, models[0].non_trainable_variables):
+            np.testing.assert_array_equal(_np(v.value), _np(w.value))
+    inference = _np(models[0](x))
+    noisy = [_np(m(x, training=True)) for m in models]  # both seeds advance
+    np.testing.assert_allclose(noisy[0], noisy[1], atol=1e-5)
+    assert not np.allclose(noisy[0], inference, atol=1e-4)
+    for m in models:
+        m.compile(
+            optimizer=keras.optimizers.SGD(learning_rate=1.0),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        )
+    losses = [m.train_on_batch(x, target) for m in models]
+    np.testing.assert_allclose(losses[0], losses[1], rtol=1e-5)
+    for a, b in zip(models[0].get_weights(), models[1].get_weights()):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_causal_without_hashing():
     # With one bucket (positions sorted in order), logits at t depend only
     # on tokens <= t.

@@ -49,10 +49,15 @@ class LSHAttention(MultiHeadAttention):
     projection, since keys are the normalised queries. A dense layer's
     weights therefore copy in by dropping its `key` kernel and bias.
 
-    The rotations come from `seed`: they are a fixed, stateless draw (the
-    same in training and inference and after reloading), so the layer is
-    deterministic and a reversible stack can recompute it exactly. The paper
-    resamples rotations at every step; this layer does not.
+    The rotations come from `seed`. By default they are a fixed, stateless
+    draw (the same in training and inference and after reloading), so the
+    layer is deterministic. With `redraw_rotations=True`, each training call
+    draws new rotations from a `keras.random.SeedGenerator` (as trax and
+    Hugging Face's implementations do, unless given a fixed hash seed), so
+    no pair of positions is kept apart by one unlucky rotation for the whole
+    of training; inference keeps the fixed draw. A memory-saving
+    `ReversibleEncoder` replays the same rotations when it recomputes the
+    layer.
 
     Args:
         num_heads: number of heads N.
@@ -65,6 +70,8 @@ class LSHAttention(MultiHeadAttention):
             from the static sequence length, as in the paper.
         causal: whether position t attends only to positions s <= t.
         seed: integer seed of the random rotations (also used for dropout).
+        redraw_rotations: draw new rotations at every training call (True)
+            or keep the fixed draw from `seed` (False).
         **kwargs: `value_dim`, `dropout`, `use_bias`, `output_dim`,
             `kernel_initializer`, `bias_initializer` of `MultiHeadAttention`,
             and base layer arguments.
@@ -96,9 +103,15 @@ class LSHAttention(MultiHeadAttention):
         num_buckets=None,
         causal=False,
         seed=None,
+        redraw_rotations=False,
         **kwargs,
     ):
         super().__init__(num_heads=num_heads, key_dim=key_dim, seed=seed, **kwargs)
+        self.redraw_rotations = bool(redraw_rotations)
+        if self.redraw_rotations:
+            self._rotation_seed_generator = keras.random.SeedGenerator(
+                seed, name="rotation_seed_generator"
+            )
         self.num_hashes = check_positive_int("num_hashes", num_hashes)
         self.bucket_size = check_positive_int("bucket_size", bucket_size)
         self.num_buckets = check_positive_int(
@@ -141,12 +154,15 @@ class LSHAttention(MultiHeadAttention):
             )
         return max(2, 2 * (length // self.bucket_size))
 
-    def _hash(self, qk, num_buckets):
+    def _hash(self, qk, num_buckets, training=None):
         """Bucket ids (B, N, R, T) by random rotations; 0 with one bucket."""
         shape = ops.shape(qk)
         if num_buckets == 1:
             return ops.zeros((shape[0], shape[1], self.num_hashes, shape[2]), "int32")
-        seed = 0 if self.seed is None else self.seed
+        if self.redraw_rotations and training:
+            seed = self._rotation_seed_generator  # a new draw at each call
+        else:
+            seed = 0 if self.seed is None else self.seed
         rotations = keras.random.normal(
             (self.num_heads, self.key_dim, self.num_hashes, num_buckets // 2),
             seed=seed,
@@ -175,7 +191,7 @@ class LSHAttention(MultiHeadAttention):
         r, size = self.num_hashes, self.bucket_size
         q = ops.transpose(q, (0, 2, 1, 3))  # (B, N, T, H)
         v = ops.transpose(v, (0, 2, 1, 3))  # (B, N, T, V)
-        buckets = self._hash(q, num_buckets)  # (B, N, R, T)
+        buckets = self._hash(q, num_buckets, training)  # (B, N, R, T)
 
         # Sort by (round, bucket, position): unique keys, so any sort works.
         rounds = ops.reshape(ops.arange(r, dtype="int32"), (1, 1, r, 1))
@@ -282,6 +298,7 @@ class LSHAttention(MultiHeadAttention):
                 "bucket_size": self.bucket_size,
                 "num_buckets": self.num_buckets,
                 "causal": self.causal,
+                "redraw_rotations": self.redraw_rotations,
             }
         )
         return config

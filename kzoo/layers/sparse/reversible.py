@@ -136,6 +136,7 @@ class ReversibleEncoder(keras.layers.Layer):
     Call arguments:
         inputs: (B, T, D).
         padding_mask: optional (B, T) bool, passed to every block's `f`.
+        training: passed to every block (dropout inside F and G).
 
     Returns:
         (B, T, 2 * D).
@@ -164,31 +165,71 @@ class ReversibleEncoder(keras.layers.Layer):
         for block in self.blocks:
             if not block.built:
                 block.build(inputs_shape)
-        if self.memory_saving:
-            for block in self.blocks:
-                if block.non_trainable_variables:
-                    names = [v.path for v in block.non_trainable_variables]
-                    raise ValueError(
-                        "`blocks` of a ReversibleEncoder with memory_saving=True "
-                        "must hold no non-trainable state (the backward pass "
-                        "recomputes them); received a block with "
-                        f"non-trainable variables {names} (dropout > 0 inside "
-                        "F or G creates a seed generator)"
-                    )
 
-    def _plain(self, x1, x2, padding_mask):
+    def _plain(self, x1, x2, padding_mask, training):
         for block in self.blocks:
-            x1, x2 = block(x1, x2, padding_mask=padding_mask)
+            # `training` reaches F and G through the call context.
+            x1, x2 = block(x1, x2, padding_mask=padding_mask, training=training)
         return x1, x2
 
-    def _memory_saving(self, x1, x2, padding_mask):
+    def _memory_saving(self, x1, x2, padding_mask, training):
         blocks = self.blocks
-        counts = []
-        for block in blocks:
-            counts.append(
-                (len(block.f.trainable_variables), len(block.g.trainable_variables))
-            )
         fkw = {} if padding_mask is None else {"padding_mask": padding_mask}
+
+        def apply(layer, weights, state, x, kwargs):
+            """`layer(x)` on the given weights and non-trainable state.
+
+            Called through `__call__`, so `training` reaches every sublayer
+            in the forward pass and in the recomputation alike. Returns the
+            output (in x's dtype) and the state after the call.
+            """
+            mapping = list(zip(layer.trainable_variables, weights)) + list(
+                zip(layer.non_trainable_variables, state)
+            )
+            # A name scope of ours: in TensorFlow's backward pass the layer's
+            # own would be a root scope, which may not start with "_".
+            with keras.name_scope("reversible"), keras.StatelessScope(
+                state_mapping=mapping
+            ) as scope:
+                out = layer(x, training=training, **kwargs)
+            new_state = [
+                scope.get_current_value(v) for v in layer.non_trainable_variables
+            ]
+            return ops.cast(out, x.dtype), new_state
+
+        def values(variables, stop=False):
+            out = [ops.convert_to_tensor(v.value) for v in variables]
+            return [ops.stop_gradient(v) for v in out] if stop else out
+
+        # Forward pass outside the custom gradient, on stopped inputs and
+        # weights (autodiff keeps nothing of it). Each block's non-trainable
+        # state (dropout seeds, ...) is read before its call and kept for the
+        # backward pass, which recomputes the block with that same state:
+        # the same dropout masks and random rotations as this pass.
+        # (`* 1`: a copy; on TensorFlow a tensor read from a variable can
+        # share its buffer and change with the `assign` below.)
+        states = []
+        y1, y2 = ops.stop_gradient(x1), ops.stop_gradient(x2)
+        for block in blocks:
+            f_state = [v * 1 for v in values(block.f.non_trainable_variables)]
+            g_state = [v * 1 for v in values(block.g.non_trainable_variables)]
+            states.append((f_state, g_state))
+            f_out, f_new = apply(
+                block.f, values(block.f.trainable_variables, True), f_state, y2, fkw
+            )
+            y1 = y1 + f_out
+            g_out, g_new = apply(
+                block.g, values(block.g.trainable_variables, True), g_state, y1, {}
+            )
+            y2 = y2 + g_out
+            for variable, value in zip(block.f.non_trainable_variables, f_new):
+                variable.assign(value)
+            for variable, value in zip(block.g.non_trainable_variables, g_new):
+                variable.assign(value)
+
+        counts = [
+            (len(b.f.trainable_variables), len(b.g.trainable_variables)) for b in blocks
+        ]
 
         def split(flat):
             out, i = [], 0
@@ -197,21 +238,9 @@ class ReversibleEncoder(keras.layers.Layer):
                 i += nf + ng
             return out
 
-        def f_apply(block, weights, x):
-            out = block.f.stateless_call(weights, [], x, **fkw)[0]
-            return ops.cast(out, x.dtype)
-
-        def g_apply(block, weights, x):
-            out = block.g.stateless_call(weights, [], x)[0]
-            return ops.cast(out, x.dtype)
-
         @ops.custom_gradient
-        def run(x1, x2, *flat):
+        def run(x1, x2, y1, y2, *flat):
             per_block = split(flat)
-            for block, (fw, gw) in zip(blocks, per_block):
-                x1 = x1 + f_apply(block, fw, x2)  # y1
-                x2 = x2 + g_apply(block, gw, x1)  # y2
-            y1, y2 = x1, x2
 
             def grad(*upstream):
                 if len(upstream) == 1:
@@ -219,19 +248,26 @@ class ReversibleEncoder(keras.layers.Layer):
                 dy1, dy2 = upstream
                 a1, a2 = y1, y2
                 weight_grads = []
-                for block, (fw, gw) in reversed(list(zip(blocks, per_block))):
+                for block, (fw, gw), (f_state, g_state) in reversed(
+                    list(zip(blocks, per_block, states))
+                ):
 
-                    def step(a1, a2, dy1, dy2, fw, gw, block=block):
+                    def step(a1, a2, dy1, dy2, fw, gw, block=block,
+                             f_state=f_state, g_state=g_state):
                         # G: y2 = x2 + G(y1); recompute G(y1) (the vjp's primal
                         # output), rebuild x2 from it, push dy2 through G.
                         g_out, (gy1, *gw_grads) = vjp(
-                            lambda x, *w: g_apply(block, list(w), x), [a1] + gw, dy2
+                            lambda x, *w: apply(block.g, list(w), g_state, x, {})[0],
+                            [a1] + gw,
+                            dy2,
                         )
                         x2 = a2 - g_out
                         dy1 = dy1 + gy1
                         # F: y1 = x1 + F(x2); recompute F(x2), push dy1 through F.
                         f_out, (fx2, *fw_grads) = vjp(
-                            lambda x, *w: f_apply(block, list(w), x), [x2] + fw, dy1
+                            lambda x, *w: apply(block.f, list(w), f_state, x, fkw)[0],
+                            [x2] + fw,
+                            dy1,
                         )
                         x1 = a1 - f_out
                         dy2 = dy2 + fx2
@@ -241,22 +277,25 @@ class ReversibleEncoder(keras.layers.Layer):
                         step, (a1, a2, dy1, dy2, list(fw), list(gw))
                     )
                     weight_grads = list(fw_grads) + list(gw_grads) + weight_grads
-                return (dy1, dy2, *weight_grads)
+                zeros = (ops.zeros_like(y1), ops.zeros_like(y2))
+                return (dy1, dy2, *zeros, *weight_grads)
 
-            return (y1, y2), grad
+            # The outputs, computed above; this function only attaches the
+            # recomputing gradient to them.
+            return (ops.add(y1, 0), ops.add(y2, 0)), grad
 
         flat = []
         for block in blocks:
-            flat += [ops.convert_to_tensor(v.value) for v in block.f.trainable_variables]
-            flat += [ops.convert_to_tensor(v.value) for v in block.g.trainable_variables]
-        return run(x1, x2, *flat)
+            flat += values(block.f.trainable_variables)
+            flat += values(block.g.trainable_variables)
+        return run(x1, x2, y1, y2, *flat)
 
-    def call(self, inputs, padding_mask=None):
+    def call(self, inputs, padding_mask=None, training=None):
         x1 = x2 = inputs  # (B, T, D)
         if self.memory_saving:
-            y1, y2 = self._memory_saving(x1, x2, padding_mask)
+            y1, y2 = self._memory_saving(x1, x2, padding_mask, training)
         else:
-            y1, y2 = self._plain(x1, x2, padding_mask)
+            y1, y2 = self._plain(x1, x2, padding_mask, training)
         return ops.concatenate([y1, y2], axis=-1)  # (B, T, 2D)
 
     def compute_output_shape(self, inputs_shape, padding_mask_shape=None):

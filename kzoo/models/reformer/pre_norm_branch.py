@@ -1,13 +1,15 @@
-"""A pre-LayerNorm residual branch: `inner(LayerNorm(x))`."""
+"""A pre-LayerNorm residual branch: `Dropout(inner(LayerNorm(x)))`."""
 
 import keras
 
+from kzoo.layers.dropout import Dropout
 from kzoo.utils.validation import check_positive_float
+from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class PreNormBranch(keras.layers.Layer):
-    """`inner(LayerNorm(x), **kwargs)`: the F or G of a reversible block.
+    """`Dropout(inner(LayerNorm(x), **kwargs))`: F or G of a reversible block.
 
     The residual branches of "Reformer: The Efficient Transformer" (Kitaev,
     Kaiser and Levskaya, 2020) are pre-normalised: F = LSH attention after a
@@ -16,9 +18,14 @@ class PreNormBranch(keras.layers.Layer):
     Args:
         inner: the layer to run after the normalisation.
         layer_norm_epsilon: epsilon of the LayerNorm.
+        dropout: dropout rate on the branch's output (0: none). Inside a
+            memory-saving `ReversibleEncoder` the recomputation replays the
+            same masks.
+        seed: int seed of that dropout.
 
     Call arguments:
         inputs: (B, T, D).
+        training: whether dropout is active.
         **kwargs: passed to `inner` (e.g. `padding_mask`).
 
     Returns:
@@ -31,13 +38,19 @@ class PreNormBranch(keras.layers.Layer):
     (2, 4, 8)
     """
 
-    def __init__(self, inner, layer_norm_epsilon=1e-5, **kwargs):
+    def __init__(self, inner, layer_norm_epsilon=1e-5, dropout=0.0, seed=None,
+                 **kwargs):
         super().__init__(**kwargs)
         if not isinstance(inner, keras.layers.Layer):
             raise ValueError(f"`inner` must be a keras Layer; received {inner!r}")
         self.inner = inner
         self.layer_norm_epsilon = check_positive_float(
             "layer_norm_epsilon", layer_norm_epsilon
+        )
+        self.dropout = check_rate("dropout", dropout)
+        self.seed = seed
+        self.dropout_layer = Dropout(
+            self.dropout, seed=seed, dtype=self.dtype_policy, name="dropout"
         )
 
     def build(self, inputs_shape, **kwargs):
@@ -48,8 +61,9 @@ class PreNormBranch(keras.layers.Layer):
         if not self.inner.built:
             self.inner.build(inputs_shape)
 
-    def call(self, inputs, **kwargs):
-        return self.inner(self.layer_norm(inputs), **kwargs)  # (B, T, D)
+    def call(self, inputs, training=None, **kwargs):
+        out = self.inner(self.layer_norm(inputs), **kwargs)  # (B, T, D)
+        return self.dropout_layer(out, training=training)
 
     def compute_output_shape(self, inputs_shape, **kwargs):
         return self.inner.compute_output_shape(inputs_shape)
@@ -60,6 +74,8 @@ class PreNormBranch(keras.layers.Layer):
             {
                 "inner": keras.saving.serialize_keras_object(self.inner),
                 "layer_norm_epsilon": self.layer_norm_epsilon,
+                "dropout": self.dropout,
+                "seed": self.seed,
             }
         )
         return config

@@ -15,6 +15,7 @@ from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_rate
 from kzoo.utils.validation import static_shape
 
 
@@ -28,8 +29,10 @@ class ReformerLM(keras.Model):
     `LSHAttention` and G = LayerNorm + `ChunkedFeedForward`; the two halves
     are concatenated, normalised and projected to float32 logits.
 
-    The blocks hold no dropout: the memory-saving backward pass recomputes
-    them and must see the same function (see `ReversibleEncoder`).
+    With `dropout` > 0, dropout acts on the attention probabilities and on
+    both branches' outputs, as in the paper's residual branches; the
+    memory-saving backward pass recomputes each block with the forward
+    pass's dropout masks (see `ReversibleEncoder`).
 
     Its layers are attributes: `token_embedding`, `position_embedding`,
     `reversible_encoder`, `final_layer_norm`, `lm_head`.
@@ -47,7 +50,12 @@ class ReformerLM(keras.Model):
             bucket_size (the paper's choice for the longest input).
         feed_forward_chunk_size: positions per feed-forward chunk.
         memory_saving: the recomputing backward pass of the stack.
-        seed: seed of the LSH rotations (block i uses `seed + i`).
+        dropout: dropout rate on attention probabilities and branch
+            outputs (0: none).
+        redraw_rotations: LSH rotations drawn anew at every training call
+            (see `LSHAttention`; replayed by the memory-saving backward).
+        seed: seed of the LSH rotations and dropout (block i uses
+            `seed + i`).
 
     Inputs (dict):
         token_ids: (B, T) int, T a multiple of `bucket_size`.
@@ -77,12 +85,15 @@ class ReformerLM(keras.Model):
         num_buckets=None,
         feed_forward_chunk_size=64,
         memory_saving=True,
+        dropout=0.0,
+        redraw_rotations=False,
         seed=None,
         dtype=None,
         **kwargs,
     ):
         check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
         check_positive_int("bucket_size", bucket_size)
+        check_rate("dropout", dropout)
         axial_shape = tuple(axial_shape)
         if num_buckets is None:
             num_buckets = max(2, 2 * (axial_shape[0] * axial_shape[1] // bucket_size))
@@ -95,6 +106,10 @@ class ReformerLM(keras.Model):
         self.position_embedding = AxialPositionEmbedding(
             axial_shape, dtype=dtype, name="position_embedding"
         )
+        def block_seed(offset):
+            # The branches' dropout seeds, apart from the LSH layers' ones.
+            return None if seed is None else seed + num_layers + offset
+
         blocks = []
         for i in range(num_layers):
             attention = LSHAttention(
@@ -104,6 +119,8 @@ class ReformerLM(keras.Model):
                 bucket_size=bucket_size,
                 num_buckets=num_buckets,
                 causal=True,
+                dropout=dropout,
+                redraw_rotations=redraw_rotations,
                 seed=None if seed is None else seed + i,
                 dtype=dtype,
                 name=f"lsh_attention_{i}",
@@ -116,8 +133,14 @@ class ReformerLM(keras.Model):
             )
             blocks.append(
                 ReversibleBlock(
-                    PreNormBranch(attention, dtype=dtype, name=f"attention_branch_{i}"),
-                    PreNormBranch(feed_forward, dtype=dtype, name=f"feed_forward_branch_{i}"),
+                    PreNormBranch(
+                        attention, dropout=dropout, seed=block_seed(2 * i),
+                        dtype=dtype, name=f"attention_branch_{i}",
+                    ),
+                    PreNormBranch(
+                        feed_forward, dropout=dropout, seed=block_seed(2 * i + 1),
+                        dtype=dtype, name=f"feed_forward_branch_{i}",
+                    ),
                     dtype=dtype,
                     name=f"reversible_block_{i}",
                 )
@@ -157,6 +180,8 @@ class ReformerLM(keras.Model):
         self.num_buckets = num_buckets
         self.feed_forward_chunk_size = feed_forward_chunk_size
         self.memory_saving = memory_saving
+        self.dropout = dropout
+        self.redraw_rotations = redraw_rotations
         self.seed = seed
 
     def call(self, inputs, training=None, mask=None):
@@ -185,6 +210,8 @@ class ReformerLM(keras.Model):
             "num_buckets": self.num_buckets,
             "feed_forward_chunk_size": self.feed_forward_chunk_size,
             "memory_saving": self.memory_saving,
+            "dropout": self.dropout,
+            "redraw_rotations": self.redraw_rotations,
             "seed": self.seed,
         }
 

@@ -158,6 +158,40 @@ def test_harness_causal_with_padding():
     )
 
 
+def test_redrawn_rotations_change_each_training_call_not_inference():
+    x = _data(t=32, dim=8)
+    kwargs = {"num_heads": 2, "key_dim": 4, "num_hashes": 2, "bucket_size": 4,
+              "num_buckets": 8, "seed": 3}
+    redraw = LSHAttention(redraw_rotations=True, **kwargs)
+    fixed = LSHAttention(**kwargs)
+    redraw(x)
+    fixed(x)
+    fixed.set_weights(redraw.get_weights())
+    # Inference: the fixed draw from `seed`, as without redrawing.
+    want = ops.convert_to_numpy(fixed(x))
+    np.testing.assert_array_equal(ops.convert_to_numpy(redraw(x)), want)
+    # Training (no dropout): new rotations, so other buckets, at each call.
+    first = ops.convert_to_numpy(redraw(x, training=True))
+    second = ops.convert_to_numpy(redraw(x, training=True))
+    assert not np.allclose(first, second, atol=1e-4)
+    assert not np.allclose(second, want, atol=1e-4)
+    np.testing.assert_array_equal(
+        ops.convert_to_numpy(fixed(x, training=True)), want
+    )
+
+
+def test_harness_redrawn_rotations():
+    run_layer_test(
+        LSHAttention,
+        {
+            "num_heads": 2, "key_dim": 4, "num_hashes": 2, "bucket_size": 4,
+            "num_buckets": 2, "causal": True, "seed": 1, "redraw_rotations": True,
+        },
+        {"query": _data(), "padding_mask": _padding()},
+        expected_output_shape=(2, 8, 8),
+    )
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [

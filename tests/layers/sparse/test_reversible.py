@@ -27,6 +27,55 @@ class _MaskedMix(keras.layers.Layer):
         return h + mean
 
 
+@keras.saving.register_keras_serializable(package="kzoo_tests")
+class _Dropped(keras.layers.Layer):
+    """`Dropout(inner(x))` with its own seed: a stochastic F or G."""
+
+    def __init__(self, inner, rate=0.3, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        self.inner = inner
+        self.rate, self.seed = rate, seed
+        self.drop = keras.layers.Dropout(rate, seed=seed)
+
+    def build(self, x_shape):
+        self.inner.build(x_shape)
+
+    def call(self, x, padding_mask=None, training=None):
+        kwargs = {} if padding_mask is None else {"padding_mask": padding_mask}
+        return self.drop(self.inner(x, **kwargs), training=training)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "inner": keras.saving.serialize_keras_object(self.inner),
+            "rate": self.rate,
+            "seed": self.seed,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["inner"] = keras.saving.deserialize_keras_object(config["inner"])
+        return cls(**config)
+
+
+def _dropout_blocks(n=3):
+    """Blocks with dropout in F and G, each with its own seed."""
+    return [
+        ReversibleBlock(
+            _Dropped(_MaskedMix(), seed=10 + i),
+            _Dropped(
+                keras.layers.Dense(
+                    8, activation="tanh",
+                    kernel_initializer=keras.initializers.GlorotUniform(i),
+                ),
+                seed=20 + i,
+            ),
+        )
+        for i in range(n)
+    ]
+
+
 def _blocks(n=3, seed=0):
     return [
         ReversibleBlock(
@@ -49,7 +98,7 @@ def _padding(t=6):
     return m
 
 
-def _grads(layer, x, mask, compiled=False):
+def _grads(layer, x, mask, compiled=False, training=None):
     """Gradients of sum(sin(out) * w) w.r.t. the input and every weight.
 
     `compiled`: False (eager / traced once by `jax.grad`), "graph"
@@ -63,7 +112,8 @@ def _grads(layer, x, mask, compiled=False):
         def tf_grads(xt):
             with tf.GradientTape() as tape:
                 tape.watch(xt)
-                loss = tf.reduce_sum(tf.sin(layer(xt, padding_mask=mask)) * weight)
+                out = layer(xt, padding_mask=mask, training=training)
+                loss = tf.reduce_sum(tf.sin(out) * weight)
             return tape.gradient(loss, [xt] + list(layer.trainable_variables))
 
         if compiled:
@@ -71,14 +121,22 @@ def _grads(layer, x, mask, compiled=False):
         return [np.asarray(g) for g in tf_grads(tf.constant(x))]
     import jax
 
-    def f(x, ws):
-        out, _ = layer.stateless_call(ws, [], x, padding_mask=mask)
-        return jax.numpy.sum(jax.numpy.sin(out) * weight)
+    def f(x, ws, state):
+        out, state = layer.stateless_call(
+            ws, state, x, padding_mask=mask, training=training
+        )
+        return jax.numpy.sum(jax.numpy.sin(out) * weight), state
 
-    grad_fn = jax.grad(f, argnums=(0, 1))
+    grad_fn = jax.grad(f, argnums=(0, 1), has_aux=True)
     if compiled:
         grad_fn = jax.jit(grad_fn)
-    gx, gws = grad_fn(x, [v.value for v in layer.trainable_variables])
+    (gx, gws), state = grad_fn(
+        x,
+        [v.value for v in layer.trainable_variables],
+        [v.value for v in layer.non_trainable_variables],
+    )
+    for variable, value in zip(layer.non_trainable_variables, state):
+        variable.assign(value)
     return [np.asarray(gx)] + [np.asarray(g) for g in gws]
 
 
@@ -130,11 +188,33 @@ def test_bad_arguments():
         ReversibleEncoder([])
     with pytest.raises(ValueError, match="`f`"):
         ReversibleBlock("dense", keras.layers.Dense(8))
-    stateful = ReversibleBlock(
-        keras.layers.Dropout(0.1), keras.layers.Dense(8)
-    )
-    with pytest.raises(ValueError, match="blocks.*non-trainable"):
-        ReversibleEncoder([stateful])(_data())
+
+
+@pytest.mark.parametrize("compiled", [False, "xla"])
+def test_dropout_masks_are_replayed_by_the_recomputation(compiled):
+    """With dropout in F and G (training), the memory-saving backward pass
+    recomputes each block with the forward pass's seeds: its gradients equal
+    plain autodiff's, from the same seed states; the states advance."""
+    x, mask = _data(), _padding()
+    saving = ReversibleEncoder(_dropout_blocks(), memory_saving=True)
+    plain = ReversibleEncoder(_dropout_blocks(), memory_saving=False)
+    saving(x, padding_mask=mask)
+    plain(x, padding_mask=mask)
+    plain.set_weights(saving.get_weights())
+    assert len(saving.non_trainable_variables) == 6  # one seed state per dropout
+    before = [ops.convert_to_numpy(v.value) for v in saving.non_trainable_variables]
+    got = _grads(saving, x, mask, compiled, training=True)
+    want = _grads(plain, x, mask, compiled, training=True)
+    after = [ops.convert_to_numpy(v.value) for v in saving.non_trainable_variables]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+    for a, b in zip(after, plain.non_trainable_variables):
+        np.testing.assert_array_equal(a, ops.convert_to_numpy(b.value))
+    # Dropout was active: the gradients differ from the inference ones.
+    inference = _grads(plain, x, mask, compiled, training=False)
+    assert not np.allclose(want[0], inference[0], atol=1e-3)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert np.abs(b).max() > 0, f"gradient {i} is zero: the test cannot fail"
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4, err_msg=f"grad {i}")
 
 
 def _reformer_stack(num_layers, memory_saving):
