@@ -140,14 +140,27 @@ def _grads(layer, x, mask, compiled=False, training=None):
     return [np.asarray(gx)] + [np.asarray(g) for g in gws]
 
 
-@pytest.mark.parametrize("compiled", [False, "graph", "xla"])
-def test_memory_saving_gradients_equal_plain_autodiff(compiled):
-    x, mask = _data(), _padding()
-    saving = ReversibleEncoder(_blocks(), memory_saving=True)
-    plain = ReversibleEncoder(_blocks(), memory_saving=False)
+def _saving_and_plain(make_blocks, x, mask):
+    """A memory-saving stack and a plain one with the same weights (and, the
+    blocks being made alike, the same seed states)."""
+    saving = ReversibleEncoder(make_blocks(), memory_saving=True)
+    plain = ReversibleEncoder(make_blocks(), memory_saving=False)
     saving(x, padding_mask=mask)
     plain(x, padding_mask=mask)
     plain.set_weights(saving.get_weights())
+    return saving, plain
+
+
+def _assert_same_gradients(got, want):
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert np.abs(b).max() > 0, f"gradient {i} is zero: the test cannot fail"
+        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4, err_msg=f"grad {i}")
+
+
+@pytest.mark.parametrize("compiled", [False, "graph", "xla"])
+def test_memory_saving_gradients_equal_plain_autodiff(compiled):
+    x, mask = _data(), _padding()
+    saving, plain = _saving_and_plain(_blocks, x, mask)
     np.testing.assert_allclose(
         ops.convert_to_numpy(saving(x, padding_mask=mask)),
         ops.convert_to_numpy(plain(x, padding_mask=mask)),
@@ -155,9 +168,7 @@ def test_memory_saving_gradients_equal_plain_autodiff(compiled):
     )
     got, want = _grads(saving, x, mask, compiled), _grads(plain, x, mask, compiled)
     assert len(got) == len(want) == 1 + 3 * 4
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert np.abs(b).max() > 0, f"gradient {i} is zero: the test cannot fail"
-        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4, err_msg=f"grad {i}")
+    _assert_same_gradients(got, want)
 
 
 def test_block_inverse_and_hand_computed_forward():
@@ -196,11 +207,7 @@ def test_dropout_masks_are_replayed_by_the_recomputation(compiled):
     recomputes each block with the forward pass's seeds: its gradients equal
     plain autodiff's, from the same seed states; the states advance."""
     x, mask = _data(), _padding()
-    saving = ReversibleEncoder(_dropout_blocks(), memory_saving=True)
-    plain = ReversibleEncoder(_dropout_blocks(), memory_saving=False)
-    saving(x, padding_mask=mask)
-    plain(x, padding_mask=mask)
-    plain.set_weights(saving.get_weights())
+    saving, plain = _saving_and_plain(_dropout_blocks, x, mask)
     assert len(saving.non_trainable_variables) == 6  # one seed state per dropout
     before = [ops.convert_to_numpy(v.value) for v in saving.non_trainable_variables]
     got = _grads(saving, x, mask, compiled, training=True)
@@ -212,9 +219,7 @@ def test_dropout_masks_are_replayed_by_the_recomputation(compiled):
     # Dropout was active: the gradients differ from the inference ones.
     inference = _grads(plain, x, mask, compiled, training=False)
     assert not np.allclose(want[0], inference[0], atol=1e-3)
-    for i, (a, b) in enumerate(zip(got, want)):
-        assert np.abs(b).max() > 0, f"gradient {i} is zero: the test cannot fail"
-        np.testing.assert_allclose(a, b, atol=2e-5, rtol=1e-4, err_msg=f"grad {i}")
+    _assert_same_gradients(got, want)
 
 
 def _reformer_stack(num_layers, memory_saving):
