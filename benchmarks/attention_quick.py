@@ -102,8 +102,8 @@ def _kzoo_step(name, args, n):
     if name == "full":
         layer = keras.layers.MultiHeadAttention(heads, key_dim)
     elif name.startswith("longformer"):
-        from kzoo.layers.sparse import longformer_attention
-        from kzoo.layers.sparse.longformer_attention import LongformerAttention
+        from kzoo.layers.attention import longformer_attention
+        from kzoo.layers.attention.longformer_attention import LongformerAttention
 
         if "@" in name:
             longformer_attention._BLOCK_TARGET = int(name.split("@")[1])
@@ -119,7 +119,7 @@ def _kzoo_step(name, args, n):
             g[0, : args.global_tokens] = True
             glob = tf.constant(g)
     else:
-        from kzoo.layers.sparse.bigbird_attention import BigBirdAttention
+        from kzoo.layers.attention.bigbird_attention import BigBirdAttention
 
         layer = BigBirdAttention(
             heads, key_dim, block_size=args.block_size, num_random_blocks=3, seed=0

@@ -88,10 +88,10 @@ class _RssSampler:
 
 def build_stack(args, num_layers, memory_saving):
     """The reversible encoder of `ReformerLM`, without embeddings and head."""
-    from kzoo.layers.sparse.chunked_feed_forward import ChunkedFeedForward
-    from kzoo.layers.sparse.lsh_attention import LSHAttention
-    from kzoo.layers.sparse.reversible import ReversibleBlock
-    from kzoo.layers.sparse.reversible import ReversibleEncoder
+    from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
+    from kzoo.layers.attention.lsh_attention import LSHAttention
+    from kzoo.layers.reversible.reversible_block import ReversibleBlock
+    from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
     from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 
     blocks = []
@@ -101,7 +101,6 @@ def build_stack(args, num_layers, memory_saving):
             key_dim=args.width // args.heads,
             num_hashes=args.num_hashes,
             bucket_size=args.bucket_size,
-            causal=True,
             seed=i,
         )
         feed_forward = ChunkedFeedForward(
@@ -132,7 +131,7 @@ def worker_jax(args, num_layers, memory_saving):
     w = rng.normal(size=(1, args.length, 2 * args.width)).astype("float32")
 
     def loss(trainable, non_trainable, x):
-        out, _ = stack.stateless_call(trainable, non_trainable, x)
+        out, _ = stack.stateless_call(trainable, non_trainable, x, use_causal_mask=True)
         return jax.numpy.sum(out * w)
 
     grad = jax.grad(loss, argnums=(0, 2))
@@ -171,7 +170,7 @@ def worker_tensorflow(args, num_layers, memory_saving):
     def step(x):
         with tf.GradientTape() as tape:
             tape.watch(x)
-            loss = tf.reduce_sum(stack(x) * w)
+            loss = tf.reduce_sum(stack(x, use_causal_mask=True) * w)
         grads = tape.gradient(loss, [x] + list(stack.trainable_variables))
         return tf.add_n([tf.reduce_sum(g) for g in grads])
 

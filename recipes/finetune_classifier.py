@@ -41,7 +41,7 @@ import numpy as np  # noqa: E402
 
 import kzoo  # noqa: E402
 from kzoo.data.classification import BBC_LABELS, load_bbc_news  # noqa: E402
-from kzoo.layers.sparse.longformer_attention import check_attention_window  # noqa: E402
+from kzoo.layers.attention.longformer_attention import check_attention_window  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)

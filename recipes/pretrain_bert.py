@@ -33,7 +33,7 @@ import numpy as np  # noqa: E402
 
 import kzoo  # noqa: E402
 from kzoo.models.bert import BERT_SIZES  # noqa: E402
-from kzoo.data.masking import mlm_dataset, pack_sequences  # noqa: E402
+from kzoo.data.masked_lm import mlm_dataset, pack_sequences  # noqa: E402
 from kzoo.data.text_corpus import (  # noqa: E402
     hash_split,
     load_austen,

@@ -6,12 +6,11 @@ function can reuse it (the GRU translator's cache is its recurrent state).
 Letters: B batch, L max_length, V vocabulary.
 """
 
-import itertools
-
 import keras
 import keras_hub
 from keras import ops
 
+from kzoo.backend.compile import compiled_function
 from kzoo.utils.validation import check_positive_int
 
 
@@ -29,46 +28,12 @@ def get_sampler(sampler):
 
 def compile_step(model, step_fn, sampler):
     """Compiles `step_fn(inputs) -> token_ids` once; the compiled function
-    is then reused for every call, retracing only for a new input shape
-    (tf.function and jax.jit cache one program per shape)."""
-    backend = keras.config.backend()
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        return tf.function(step_fn, jit_compile=False)
-    if backend == "jax":
-        import jax
-
-        @jax.jit
-        def compiled(inputs, state):
-            sampler_vars, trainable, non_trainable = state
-            mapping = itertools.chain(
-                zip(sampler.variables, sampler_vars),
-                zip(model.trainable_variables, trainable),
-                zip(model.non_trainable_variables, non_trainable),
-            )
-            with keras.StatelessScope(state_mapping=mapping) as scope:
-                outputs = step_fn(inputs)
-            new_sampler_vars = [
-                scope.get_current_value(v) if scope.get_current_value(v) is not None else v
-                for v in sampler.variables
-            ]
-            return outputs, new_sampler_vars
-
-        def run(inputs):
-            state = (
-                [v.value for v in sampler.variables],
-                [v.value for v in model.trainable_variables],
-                [v.value for v in model.non_trainable_variables],
-            )
-            inputs = keras.tree.map_structure(ops.convert_to_tensor, inputs)
-            outputs, sampler_vars = compiled(inputs, state)
-            for ref, value in zip(sampler.variables, sampler_vars):
-                ref.assign(value)
-            return outputs
-
-        return run
-    return step_fn
+    is then reused for every call, retracing only for a new input shape."""
+    return compiled_function(
+        step_fn,
+        read_variables=model.trainable_variables + model.non_trainable_variables,
+        state_variables=sampler.variables,
+    )
 
 
 def cached_generate_function(model, key, sampler, build_step):

@@ -82,7 +82,7 @@ def test_from_transformer_encoder_equals_source(normalize_first):
     model = LongformerEncoder.from_encoder(source, attention_window=16, max_sequence_length=20)
     np.testing.assert_allclose(_np(model(data)), want, atol=1e-5)
     # Positions extended by repetition: rows 8..15 and 16..19 repeat 0..7.
-    old = _np(source.position_embedding.weights[0])
+    old = _np(source.embeddings.position_embedding.weights[0])
     new = _np(model.position_embedding.weights[0])
     assert new.shape == (20, 8)
     np.testing.assert_array_equal(new[8:16], old)

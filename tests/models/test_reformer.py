@@ -53,7 +53,9 @@ def test_forward_equals_hand_composition():
     h = model.token_embedding(x["token_ids"])
     h = h + model.position_embedding(h)
     block = model.reversible_encoder.blocks[0]
-    y1 = h + block.f.inner(block.f.layer_norm(h), padding_mask=x["padding_mask"])
+    y1 = h + block.f.inner(
+        block.f.layer_norm(h), padding_mask=x["padding_mask"], use_causal_mask=True
+    )
     y2 = h + block.g.inner(block.g.layer_norm(y1))
     want = model.lm_head(model.final_layer_norm(ops.concatenate([y1, y2], -1)))
     np.testing.assert_allclose(got, _np(want), atol=1e-5, rtol=1e-5)

@@ -31,7 +31,7 @@ def _inputs(batch=3, length=6, seed=0):
     "extra",
     [
         {"normalize_first": False, "position_encoding": "learned"},
-        {"normalize_first": True, "position_encoding": "sinusoidal"},
+        {"normalize_first": True, "position_encoding": "rotary"},
     ],
 )
 def test_harness(extra):
@@ -46,7 +46,7 @@ def test_equals_hand_composition_of_its_layers(normalize_first):
     data = _inputs()
     out = ops.convert_to_numpy(model(data))
     tokens = model.token_embedding(data["token_ids"])
-    x = tokens + model.position_embedding(tokens)
+    x = tokens + model.embeddings.position_embedding(tokens)
     for block in model.transformer_layers:
         x = block(x, padding_mask=data["padding_mask"])
     if normalize_first:

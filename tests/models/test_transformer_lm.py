@@ -29,17 +29,25 @@ def _np(x):
     return ops.convert_to_numpy(x)
 
 
-@pytest.mark.parametrize("normalize_first", [True, False])
-def test_harness(normalize_first):
+@pytest.mark.parametrize(
+    "normalize_first, position_encoding", [(True, "learned"), (False, "alibi"), (True, "t5")]
+)
+def test_harness(normalize_first, position_encoding):
     out = run_model_test(
-        TransformerLM, {**CONFIG, "normalize_first": normalize_first}, _inputs(),
+        TransformerLM,
+        {**CONFIG, "normalize_first": normalize_first, "position_encoding": position_encoding},
+        _inputs(),
         expected_output_shape=(3, 6, 20),
     )
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
-def test_cached_decoding_equals_full_forward_pass():
-    lm = TransformerLM(**CONFIG)
+POSITIONS = ["learned", "sinusoidal", "rotary", "alibi", "t5"]
+
+
+@pytest.mark.parametrize("position_encoding", POSITIONS)
+def test_cached_decoding_equals_full_forward_pass(position_encoding):
+    lm = TransformerLM(**CONFIG, position_encoding=position_encoding)
     data = {k: v[:2] for k, v in _inputs().items()}
     data["padding_mask"][:] = True
     full = _np(lm(data))

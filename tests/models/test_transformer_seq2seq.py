@@ -47,8 +47,9 @@ def test_harness(normalize_first):
     assert keras.backend.standardize_dtype(out.dtype) == "float32"
 
 
-def test_cached_decoding_equals_full_forward_pass():
-    model = TransformerSeq2Seq(**CONFIG)
+@pytest.mark.parametrize("position_encoding", ["sinusoidal", "learned", "rotary", "alibi", "t5"])
+def test_cached_decoding_equals_full_forward_pass(position_encoding):
+    model = TransformerSeq2Seq(**CONFIG, position_encoding=position_encoding)
     data = _inputs()
     data["decoder_padding_mask"][:] = True
     full = _np(model(data))

@@ -101,3 +101,30 @@ def test_bad_inputs():
         _run(model, ids, np.zeros((2, 2, 5, 8), "float32"))
     with pytest.raises(ValueError, match="memories"):
         model({"token_ids": ids, "padding_mask": np.ones((2, 4), bool)})
+
+
+def test_block_stops_the_gradient_into_memory():
+    # SG(m) of the paper: the block cuts the memory's gradient; the segment's
+    # own input still gets one.
+    import keras
+
+    x = np.random.default_rng(0).normal(size=(2, 4, 8)).astype("float32")
+    mem = np.random.default_rng(2).normal(size=(2, 3, 8)).astype("float32")
+    block = TransformerXLBlock(num_heads=2, intermediate_dim=16)
+    block(x, memory=mem)
+    if keras.backend.backend() == "tensorflow":
+        import tensorflow as tf
+
+        m, xt = tf.constant(mem), tf.constant(x)
+        with tf.GradientTape(persistent=True) as tape:
+            tape.watch([m, xt])
+            y = tf.reduce_sum(block(xt, memory=m))
+        g_mem = tape.gradient(y, m, unconnected_gradients="zero")
+        g_x = tape.gradient(y, xt)
+    else:
+        import jax
+
+        g_mem = jax.grad(lambda m: block(x, memory=m).sum())(mem)
+        g_x = jax.grad(lambda v: block(v, memory=mem).sum())(x)
+    assert np.all(np.asarray(g_mem) == 0)
+    assert np.any(np.asarray(g_x) != 0)

@@ -1,15 +1,23 @@
-"""Mask helpers shared by every kzoo attention layer.
+"""Masks and the masked softmax, the one place that defines them for every
+kzoo attention layer.
 
 Masks are booleans where True means "may attend":
 - `padding_mask`   (B, S): which keys are real tokens.
-- `attention_mask` (B, T, S): an explicit query-by-key pattern.
+- `attention_mask` (T, S), (1, T, S), (B, T, S) or per head (B, N, T, S): an
+  explicit query-by-key pattern; `standardize_attention_mask` brings every
+  accepted shape to rank 4, (B or 1, N or 1, T, S).
 - causal: query t (at absolute position t + offset) sees keys s <= t + offset.
 
-`masked_softmax` is the single place where masks meet scores. It computes in
-float32 whatever the compute dtype (so a float16 model never sees `-1e9`
-overflow to `-inf` and `exp` underflow to NaN), and it defines a fully masked
-query row as all-zero probabilities: its attention output is zero, finite and
-independent of whatever sits at the masked positions.
+`MASK_VALUE` is kzoo's "minus infinity": a float32 score that stays finite
+after adding any real score, so no softmax sees `inf - inf`.
+
+The rule for a query row that may attend to nothing (every key masked): its
+probabilities are all zero, so its attention output is zero, finite and
+independent of whatever sits at the masked positions. This is a deliberate
+difference from `keras.layers.MultiHeadAttention`, whose softmax then gives
+every key the same weight and outputs the mean of all values (padding
+included). Every pattern (dense, band, block-sparse, hashed, linear) follows
+the kzoo rule.
 """
 
 from keras import ops
@@ -19,7 +27,9 @@ from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 # A float32 "minus infinity" that stays finite after adding any real score.
-_MASK_VALUE = -1e30
+MASK_VALUE = -1e30
+# A row whose largest (biased) score is below this saw no key at all.
+EMPTY_ROW_THRESHOLD = -1e29
 
 
 def masked_softmax(scores, mask=None, axis=-1):
@@ -38,9 +48,14 @@ def masked_softmax(scores, mask=None, axis=-1):
     if mask is None:
         return ops.softmax(scores, axis=axis)
     mask = as_bool_mask(mask)
-    scores = ops.where(mask, scores, _MASK_VALUE)
+    scores = ops.where(mask, scores, MASK_VALUE)
     probs = ops.softmax(scores, axis=axis)
     return ops.where(mask, probs, 0.0)
+
+
+def additive_mask(mask):
+    """Boolean mask -> float32 additive bias: 0 where kept, MASK_VALUE elsewhere."""
+    return ops.cast(ops.where(as_bool_mask(mask), 0.0, MASK_VALUE), "float32")
 
 
 def causal_mask(query_length, key_length, query_offset=0):
@@ -55,24 +70,50 @@ def causal_mask(query_length, key_length, query_offset=0):
     return ops.expand_dims(q_pos, 1) >= ops.expand_dims(k_pos, 0)
 
 
-def validate_masks(query_shape, key_shape, padding_mask=None, attention_mask=None):
-    """Checks mask shapes against (B, T, ...) queries and (B, S, ...) keys."""
-    batch, t_len = query_shape[0], query_shape[1]
-    s_len = key_shape[1]
-    if padding_mask is not None:
-        check_same_dims(
-            "padding_mask",
-            static_shape(padding_mask),
-            (batch, s_len),
-            "(batch_size, key_length)",
+def check_padding_mask(name, mask, batch, length, what="(batch_size, key_length)"):
+    """Checks a (B, S) mask against the batch size and key length."""
+    if mask is not None:
+        check_same_dims(name, static_shape(mask), (batch, length), what)
+
+
+def standardize_attention_mask(attention_mask, batch, num_heads, t_len, s_len):
+    """An explicit mask of any accepted shape -> rank 4 (B|1, N|1, T, S).
+
+    Accepts (T, S), (1, T, S), (B, T, S) and per head (B, N, T, S), as
+    `keras.layers.MultiHeadAttention` broadcasts them; a batch of 1 (and a
+    head axis of 1) broadcasts. `None` dims (unknown when tracing) are not
+    checked. Raises a `ValueError` that names the shape received.
+    """
+    if attention_mask is None:
+        return None
+    shape = static_shape(attention_mask)
+    rank = len(shape)
+    accepted = (
+        "(query_length, key_length), (1 or batch_size, query_length, "
+        "key_length) or (batch_size, num_heads, query_length, key_length)"
+    )
+    if rank not in (2, 3, 4):
+        raise ValueError(
+            f"`attention_mask` must have shape {accepted} = ({t_len}, {s_len}), "
+            f"(1 or {batch}, {t_len}, {s_len}) or ({batch}, {num_heads}, "
+            f"{t_len}, {s_len}); received shape {shape}"
         )
-    if attention_mask is not None:
-        check_same_dims(
-            "attention_mask",
-            static_shape(attention_mask),
-            (batch, t_len, s_len),
-            "(batch_size, query_length, key_length)",
-        )
+    mask = as_bool_mask(attention_mask)
+    if rank == 2:
+        mask = ops.reshape(mask, (1, 1) + tuple(ops.shape(mask)))
+    elif rank == 3:
+        mask = ops.expand_dims(mask, 1)
+    full = static_shape(mask)
+    expected = (batch, num_heads, t_len, s_len)
+    for axis, (got, want) in enumerate(zip(full, expected)):
+        broadcastable = axis < 2 and got == 1
+        if got is not None and want is not None and got != want and not broadcastable:
+            raise ValueError(
+                f"`attention_mask` must have shape {accepted} = ({t_len}, "
+                f"{s_len}), (1 or {batch}, {t_len}, {s_len}) or ({batch}, "
+                f"{num_heads}, {t_len}, {s_len}); received shape {shape}"
+            )
+    return mask
 
 
 def merge_masks(
@@ -83,19 +124,17 @@ def merge_masks(
     use_causal_mask=False,
     query_offset=0,
 ):
-    """Combines the three kinds of mask into one (B or 1, T, S) boolean mask.
+    """Combines the kinds of mask into one boolean mask, or None for none.
 
-    Returns None when no mask is given, so dense attention skips masking.
+    `attention_mask` is a standardized rank-4 mask (see
+    `standardize_attention_mask`); the result is (B|1, N|1, T, S), or
+    (B|1, 1, T, S) without a per-head mask.
     """
-    mask = None
-    if attention_mask is not None:
-        mask = as_bool_mask(attention_mask)
+    mask = attention_mask
     if padding_mask is not None:
-        pad = ops.expand_dims(as_bool_mask(padding_mask), 1)  # (B, 1, S)
+        pad = as_bool_mask(padding_mask)[:, None, None, :]  # (B, 1, 1, S)
         mask = pad if mask is None else ops.logical_and(mask, pad)
     if use_causal_mask:
-        causal = ops.expand_dims(
-            causal_mask(query_length, key_length, query_offset), 0
-        )  # (1, T, S)
+        causal = causal_mask(query_length, key_length, query_offset)[None, None]
         mask = causal if mask is None else ops.logical_and(mask, causal)
     return mask

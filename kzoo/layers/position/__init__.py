@@ -5,3 +5,4 @@ from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.rotary_embedding import RotaryEmbedding
 from kzoo.layers.position.alibi_bias import ALiBiBias
 from kzoo.layers.position.relative_position_bias import RelativePositionBias
+from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEmbedding

@@ -7,6 +7,7 @@ E input (embedding) width, M memory width, H hidden_dim.
 import keras
 from keras import ops
 
+from kzoo.backend.loops import time_scan
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.bahdanau_attention import BahdanauAttention
 from kzoo.layers.recurrent.luong_attention import LuongAttention
@@ -211,12 +212,8 @@ class AttentionDecoder(keras.layers.Layer):
     def _bahdanau_loop(self, inputs_tm, mask_tm, state, memory, projected, mask):
         """Runs `step` over time-major inputs; padded steps keep the state.
 
-        A loop with a trip count that XLA can differentiate on both
-        backends: JAX differentiates `lax.scan` (not `lax.while_loop`);
-        TensorFlow under `jit_compile` needs `maximum_iterations` on its
-        while loop, which Keras 3.15's TensorFlow `ops.scan` does not set,
-        so on TensorFlow the outputs are written into (T, ...) buffers in an
-        `ops.while_loop` bounded by T.
+        Returns the (T, B, H) outputs and (T, B, S) attention weights, in a
+        loop XLA can differentiate on both backends (`time_scan`).
         """
         n = self.num_states
 
@@ -224,35 +221,14 @@ class AttentionDecoder(keras.layers.Layer):
             out, w, new = self.step(x_t, carry, memory, projected, mask)
             keep = ops.expand_dims(m_t, -1)  # (B, 1)
             new = [ops.where(keep, a, b) for a, b in zip(new, carry)]
-            return new, ops.cast(out, self.compute_dtype), w
+            return new, (ops.cast(out, self.compute_dtype), w)
 
-        if keras.backend.backend() != "tensorflow":
-
-            def body(carry, xs):
-                new, out, w = one_step(carry, *xs)
-                return new, (out, w)
-
-            return ops.scan(body, state, (inputs_tm, mask_tm))[1]
-
-        steps = ops.shape(inputs_tm)[0]
         batch = ops.shape(inputs_tm)[1]
-        time_index = ops.arange(steps, dtype="int32")[:, None, None]  # (T, 1, 1)
-        outputs = ops.zeros((steps, batch, self.hidden_dim), self.compute_dtype)
-        weights = ops.zeros((steps, batch, ops.shape(memory)[1]), "float32")
-
-        def cond(t, *_):
-            return t < steps
-
-        def body(t, outputs, weights, *carry):
-            new, out, w = one_step(list(carry), inputs_tm[t], mask_tm[t])
-            here = time_index == t
-            outputs = ops.where(here, out[None], outputs)
-            weights = ops.where(here, w[None], weights)
-            return (t + 1, outputs, weights, *new)
-
-        loop_vars = (ops.convert_to_tensor(0, "int32"), outputs, weights, *state[:n])
-        result = ops.while_loop(cond, body, loop_vars, maximum_iterations=steps)
-        return result[1], result[2]
+        specs = [
+            ((batch, self.hidden_dim), self.compute_dtype),
+            ((batch, ops.shape(memory)[1]), "float32"),
+        ]
+        return time_scan(one_step, list(state[:n]), (inputs_tm, mask_tm), specs)
 
     # -- the teacher-forced pass --------------------------------------------
 

@@ -7,7 +7,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.attention.masking import masked_softmax
-from kzoo.layers.attention.masking import validate_masks
+from kzoo.layers.attention.masking import check_padding_mask
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import static_shape
 
@@ -52,7 +52,9 @@ class RecurrentAttention(keras.layers.Layer):
     def call(self, query, value=None, padding_mask=None, key=None):
         value = query if value is None else value
         key = value if key is None else key
-        validate_masks(static_shape(query), static_shape(key), padding_mask)
+        check_padding_mask(
+            "padding_mask", padding_mask, static_shape(query)[0], static_shape(key)[1]
+        )
         return self.attend(query, value, self.project_keys(key), padding_mask)
 
     def compute_output_shape(self, query_shape, value_shape=None, **kwargs):

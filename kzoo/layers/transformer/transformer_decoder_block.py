@@ -10,6 +10,10 @@ from keras import ops
 
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
 from kzoo.layers.dropout import Dropout
+from kzoo.layers.transformer.attention_positions import check_attention_position
+from kzoo.layers.transformer.attention_positions import position_bias
+from kzoo.layers.transformer.attention_positions import position_bias_layer
+from kzoo.layers.transformer.attention_positions import self_attention_layer
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.layers.transformer.transformer_encoder_block import _sub_seed
 from kzoo.utils.validation import check_divisible
@@ -38,6 +42,11 @@ class TransformerDecoderBlock(keras.layers.Layer):
     `compute_cross_attention_cache(encoder_sequence)` (B, 2, S, N, H) and pass
     them as `cross_attention_cache`.
 
+    Positions inside self-attention (`position_encoding`): "rotary",
+    "alibi" or "t5" (causal buckets), as in `TransformerEncoderBlock`; with
+    a cache each starts at the cache index, so cached decoding equals the
+    full pass. Cross-attention has no position term.
+
     Extension hook: as in `TransformerEncoderBlock`, the self-attention
     sublayer comes from `_build_self_attention(hidden_dim)`, and extra
     keyword arguments of `call` go to it unchanged.
@@ -53,6 +62,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         kernel_initializer: initializer for all kernels.
         bias_initializer: initializer for all biases.
         seed: base seed of the dropout `SeedGenerator`s.
+        position_encoding: None, "rotary", "alibi" or "t5".
 
     Call arguments:
         decoder_sequence: (B, T, D).
@@ -78,9 +88,11 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import TransformerDecoderBlock
     >>> block = TransformerDecoderBlock(num_heads=2, intermediate_dim=32)
     >>> x, enc = keras.random.normal((2, 4, 16)), keras.random.normal((2, 6, 16))
-    >>> block(x, enc).shape
+    >>> tuple(block(x, enc).shape)
     (2, 4, 16)
     """
 
@@ -95,6 +107,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
+        position_encoding=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -110,6 +123,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = seed
+        self.position_encoding = check_attention_position(position_encoding)
         self.supports_masking = True
         self.has_cross_attention = False
 
@@ -121,7 +135,8 @@ class TransformerDecoderBlock(keras.layers.Layer):
 
     def _build_self_attention(self, hidden_dim):
         """The hook: returns the (unbuilt) self-attention sublayer."""
-        return MultiHeadAttention(
+        return self_attention_layer(
+            self.position_encoding,
             num_heads=self.num_heads,
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
@@ -147,6 +162,12 @@ class TransformerDecoderBlock(keras.layers.Layer):
         check_divisible("hidden_dim", hidden_dim, "num_heads", self.num_heads)
         self.self_attention = self._build_self_attention(hidden_dim)
         self.self_attention.build(decoder_sequence_shape)
+        self.position_bias = position_bias_layer(
+            self.position_encoding, self.num_heads, bidirectional=False,
+            dtype=self.dtype_policy,
+        )
+        if self.position_bias is not None:
+            self.position_bias.build(decoder_sequence_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm")
         self.self_attention_layer_norm.build(decoder_sequence_shape)
         self.self_attention_dropout = self._dropout_layer(2)
@@ -227,6 +248,15 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 "`encoder_sequence` or `cross_attention_cache`"
             )
         new_self_cache = None
+        if self_attention_cache is None:
+            attention_bias = position_bias(
+                self.position_bias, decoder_sequence, decoder_sequence, 0, attention_bias
+            )
+        else:
+            attention_bias = position_bias(
+                self.position_bias, decoder_sequence, self_attention_cache[:, 0],
+                self_attention_cache_update_index, attention_bias,
+            )
 
         def self_attention(x):
             nonlocal new_self_cache
@@ -329,6 +359,7 @@ class TransformerDecoderBlock(keras.layers.Layer):
                 "normalize_first": self.normalize_first,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "seed": self.seed,
+                "position_encoding": self.position_encoding,
                 **self._initializers(),
             }
         )

@@ -6,8 +6,11 @@ Einsum letters: B batch, T length, D model width (`hidden_dim`), N heads.
 import keras
 from keras import ops
 
-from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
 from kzoo.layers.dropout import Dropout
+from kzoo.layers.transformer.attention_positions import check_attention_position
+from kzoo.layers.transformer.attention_positions import position_bias
+from kzoo.layers.transformer.attention_positions import position_bias_layer
+from kzoo.layers.transformer.attention_positions import self_attention_layer
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_positive_float
@@ -30,6 +33,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
     "On Layer Normalization in the Transformer Architecture" (Xiong et al.,
     2020): `x = x + Drop(SelfAttn(LN(x)))`, `x = x + Drop(FFN(LN(x)))`.
 
+    Positions inside attention (`position_encoding`): "rotary" rotates
+    queries and keys (`RotaryMultiHeadAttention`, through the core's
+    query/key hook); "alibi" (`ALiBiBias`) and "t5" (`RelativePositionBias`,
+    bidirectional buckets, a table per block) add a bias to the scores
+    through `attention_bias`. None adds nothing here: learned or sinusoidal
+    positions are added to the embeddings by the model.
+
     Extension hook: the self-attention sublayer comes from
     `_build_self_attention(hidden_dim)`, which returns a
     `kzoo.layers.MultiHeadAttention` here. A subclass with another attention
@@ -48,6 +58,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         kernel_initializer: initializer for all kernels.
         bias_initializer: initializer for all biases.
         seed: base seed of the dropout `SeedGenerator`s.
+        position_encoding: None, "rotary", "alibi" or "t5" (see above).
 
     Call arguments:
         inputs: (B, T, D).
@@ -65,9 +76,13 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     Example:
 
-    >>> block = TransformerEncoderBlock(num_heads=2, intermediate_dim=32)
+    >>> import keras
+    >>> from keras import ops
+    >>> from kzoo.layers import TransformerEncoderBlock
+    >>> block = TransformerEncoderBlock(num_heads=2, intermediate_dim=32,
+    ...                                 position_encoding="alibi")
     >>> x = keras.random.normal((2, 5, 16))
-    >>> block(x, padding_mask=ops.ones((2, 5), "bool")).shape
+    >>> tuple(block(x, padding_mask=ops.ones((2, 5), "bool")).shape)
     (2, 5, 16)
     """
 
@@ -82,6 +97,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         kernel_initializer="glorot_uniform",
         bias_initializer="zeros",
         seed=None,
+        position_encoding=None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -97,6 +113,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.bias_initializer = keras.initializers.get(bias_initializer)
         self.seed = seed
+        self.position_encoding = check_attention_position(position_encoding)
         self.supports_masking = True
 
     def _initializers(self):
@@ -107,7 +124,8 @@ class TransformerEncoderBlock(keras.layers.Layer):
 
     def _build_self_attention(self, hidden_dim):
         """The hook: returns the (unbuilt) self-attention sublayer."""
-        return MultiHeadAttention(
+        return self_attention_layer(
+            self.position_encoding,
             num_heads=self.num_heads,
             key_dim=hidden_dim // self.num_heads,
             dropout=self.dropout,
@@ -128,6 +146,12 @@ class TransformerEncoderBlock(keras.layers.Layer):
         check_divisible("hidden_dim", hidden_dim, "num_heads", self.num_heads)
         self.self_attention = self._build_self_attention(hidden_dim)
         self.self_attention.build(inputs_shape)
+        self.position_bias = position_bias_layer(
+            self.position_encoding, self.num_heads, bidirectional=True,
+            dtype=self.dtype_policy,
+        )
+        if self.position_bias is not None:
+            self.position_bias.build(inputs_shape)
         self.self_attention_layer_norm = self._layer_norm("self_attention_layer_norm")
         self.self_attention_layer_norm.build(inputs_shape)
         self.feed_forward = FeedForward(
@@ -158,6 +182,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
         **attention_kwargs,
     ):
         x = inputs  # (B, T, D)
+        attention_bias = position_bias(self.position_bias, x, x, 0, attention_bias)
         residual = x
         if self.normalize_first:
             x = self.self_attention_layer_norm(x)
@@ -197,6 +222,7 @@ class TransformerEncoderBlock(keras.layers.Layer):
                 "normalize_first": self.normalize_first,
                 "layer_norm_epsilon": self.layer_norm_epsilon,
                 "seed": self.seed,
+                "position_encoding": self.position_encoding,
                 **self._initializers(),
             }
         )

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.backend.saved_model import NoDefaultSaveSignature
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.bigbird.bigbird_encoder_block import BigBirdEncoderBlock
@@ -18,7 +19,7 @@ from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BigBirdEncoder(keras.Model):
+class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
     """A Transformer encoder with BigBird block-sparse attention (ITC).
 
     "Big Bird: Transformers for Longer Sequences" (Zaheer et al., 2020):
@@ -156,15 +157,6 @@ class BigBirdEncoder(keras.Model):
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
         return super().call(inputs, training=training, mask=mask)
-
-    @property
-    def _default_save_signature(self):
-        # TensorFlow's SavedModel writer traces a default signature for every
-        # nested Keras model with its own (None, None) inputs. BigBird's
-        # random pattern is a function of the static number of blocks, so it
-        # cannot serve a None length: export through a model with a fixed
-        # length (`model.export` of a functional wrapper) instead.
-        return None
 
     def get_config(self):
         return {

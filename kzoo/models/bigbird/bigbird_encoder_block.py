@@ -2,7 +2,7 @@
 
 import keras
 
-from kzoo.layers.sparse.bigbird_attention import BigBirdAttention
+from kzoo.layers.attention.bigbird_attention import BigBirdAttention
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int

@@ -4,11 +4,11 @@ Letters in shape comments: B batch, S source length, T target length,
 K beam size, L max_length, V target vocabulary, H hidden_dim.
 """
 
-import itertools
 
 import keras
 from keras import ops
 
+from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.attention_decoder import ATTENTION_TYPES
 from kzoo.layers.recurrent.attention_decoder import AttentionDecoder
@@ -345,33 +345,11 @@ class GRUTranslator(keras.Model):
                 memory, mask, state, max_length, start_id, end_id, k, alpha
             )
 
-        backend = keras.backend.backend()
-        if backend == "tensorflow":
-            import tensorflow as tf
-
-            return tf.function(generate_step, jit_compile=self.use_cudnn is False)
-        if backend == "jax":
-            import jax
-
-            @jax.jit
-            def compiled(token_ids, padding_mask, trainable, non_trainable):
-                mapping = itertools.chain(
-                    zip(self.trainable_variables, trainable),
-                    zip(self.non_trainable_variables, non_trainable),
-                )
-                with keras.StatelessScope(state_mapping=mapping):
-                    return generate_step(token_ids, padding_mask)
-
-            def run(token_ids, padding_mask):
-                return compiled(
-                    token_ids,
-                    padding_mask,
-                    [v.value for v in self.trainable_variables],
-                    [v.value for v in self.non_trainable_variables],
-                )
-
-            return run
-        return generate_step
+        return compiled_function(
+            generate_step,
+            read_variables=self.trainable_variables + self.non_trainable_variables,
+            jit_compile=self.use_cudnn is False,
+        )
 
     def generate(
         self,

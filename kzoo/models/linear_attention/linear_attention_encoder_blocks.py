@@ -2,8 +2,8 @@
 
 import keras
 
-from kzoo.layers.sparse.linformer_attention import LinformerAttention
-from kzoo.layers.sparse.performer_attention import PerformerAttention
+from kzoo.layers.attention.linformer_attention import LinformerAttention
+from kzoo.layers.attention.performer_attention import PerformerAttention
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.utils.validation import check_positive_int
 

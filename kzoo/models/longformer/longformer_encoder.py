@@ -10,7 +10,7 @@ from keras import ops
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
-from kzoo.layers.sparse.longformer_attention import check_attention_window
+from kzoo.layers.attention.longformer_attention import check_attention_window
 from kzoo.models.longformer.longformer_encoder_block import LongformerEncoderBlock
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
@@ -262,6 +262,12 @@ class LongformerEncoder(keras.Model):
             )
             segment0 = ops.convert_to_numpy(encoder.segment_embedding.embeddings)[0]
         else:
+            if encoder.position_encoding not in ("learned", "sinusoidal"):
+                raise ValueError(
+                    "LongformerEncoder.from_encoder takes an encoder with "
+                    "learned or sinusoidal positions; received one with "
+                    f"position_encoding={encoder.position_encoding!r}"
+                )
             model = cls(
                 normalize_first=encoder.normalize_first,
                 activation=encoder.activation,
@@ -273,9 +279,11 @@ class LongformerEncoder(keras.Model):
             segment0 = 0.0
         model.token_embedding.set_weights(encoder.token_embedding.get_weights())
         if model.position_encoding == "learned":
-            table = np.asarray(
-                ops.convert_to_numpy(encoder.position_embedding.weights[0])
+            source = (
+                encoder.position_embedding if isinstance(encoder, BertEncoder)
+                else encoder.embeddings.position_embedding
             )
+            table = np.asarray(ops.convert_to_numpy(source.weights[0]))
             reps = -(-max_sequence_length // table.shape[0])
             extended = np.concatenate([table] * reps, axis=0)[:max_sequence_length]
             model.position_embedding.set_weights([extended + segment0])

@@ -2,8 +2,8 @@
 
 import keras
 
-from kzoo.layers.sparse.longformer_attention import LongformerAttention
-from kzoo.layers.sparse.longformer_attention import check_attention_window
+from kzoo.layers.attention.longformer_attention import LongformerAttention
+from kzoo.layers.attention.longformer_attention import check_attention_window
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.utils.validation import check_positive_int
 

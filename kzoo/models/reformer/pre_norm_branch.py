@@ -3,6 +3,7 @@
 import keras
 
 from kzoo.layers.dropout import Dropout
+from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.utils.validation import check_positive_float
 from kzoo.utils.validation import check_rate
 
@@ -25,16 +26,19 @@ class PreNormBranch(keras.layers.Layer):
 
     Call arguments:
         inputs: (B, T, D).
+        padding_mask, use_causal_mask: passed to `inner` when set (an
+            attention layer takes them; a feed-forward gets neither).
         training: whether dropout is active.
-        **kwargs: passed to `inner` (e.g. `padding_mask`).
 
     Returns:
         `inner`'s output, (B, T, D).
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.models.reformer.pre_norm_branch import PreNormBranch
     >>> branch = PreNormBranch(keras.layers.Dense(8))
-    >>> branch(keras.random.normal((2, 4, 8))).shape
+    >>> tuple(branch(keras.random.normal((2, 4, 8))).shape)
     (2, 4, 8)
     """
 
@@ -53,7 +57,7 @@ class PreNormBranch(keras.layers.Layer):
             self.dropout, seed=seed, dtype=self.dtype_policy, name="dropout"
         )
 
-    def build(self, inputs_shape, **kwargs):
+    def build(self, inputs_shape):
         self.layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy, name="layer_norm"
         )
@@ -61,7 +65,8 @@ class PreNormBranch(keras.layers.Layer):
         if not self.inner.built:
             self.inner.build(inputs_shape)
 
-    def call(self, inputs, training=None, **kwargs):
+    def call(self, inputs, padding_mask=None, use_causal_mask=False, training=None):
+        kwargs = ReversibleBlock.f_kwargs(padding_mask, use_causal_mask)
         out = self.inner(self.layer_norm(inputs), **kwargs)  # (B, T, D)
         return self.dropout_layer(out, training=training)
 

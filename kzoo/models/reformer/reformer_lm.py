@@ -7,10 +7,10 @@ import keras
 from keras import ops
 
 from kzoo.layers.position.axial_position_embedding import AxialPositionEmbedding
-from kzoo.layers.sparse.chunked_feed_forward import ChunkedFeedForward
-from kzoo.layers.sparse.lsh_attention import LSHAttention
-from kzoo.layers.sparse.reversible import ReversibleBlock
-from kzoo.layers.sparse.reversible import ReversibleEncoder
+from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
+from kzoo.layers.attention.lsh_attention import LSHAttention
+from kzoo.layers.reversible.reversible_block import ReversibleBlock
+from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
 from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
@@ -118,7 +118,6 @@ class ReformerLM(keras.Model):
                 num_hashes=num_hashes,
                 bucket_size=bucket_size,
                 num_buckets=num_buckets,
-                causal=True,
                 dropout=dropout,
                 redraw_rotations=redraw_rotations,
                 seed=None if seed is None else seed + i,
@@ -158,7 +157,9 @@ class ReformerLM(keras.Model):
         padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
         tokens = self.token_embedding(token_ids)  # (B, T, D)
         x = ops.add(tokens, self.position_embedding(tokens))
-        x = self.reversible_encoder(x, padding_mask=padding_mask)  # (B, T, 2D)
+        x = self.reversible_encoder(
+            x, padding_mask=padding_mask, use_causal_mask=True
+        )  # (B, T, 2D)
         x = self.final_layer_norm(x)
         logits = ops.cast(self.lm_head(x), "float32")  # (B, T, V)
         super().__init__(

@@ -2,7 +2,7 @@
 
 import keras
 
-from kzoo.layers.sparse.sparse_transformer_attention import SparseTransformerAttention
+from kzoo.layers.attention.sparse_transformer_attention import SparseTransformerAttention
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 
 

@@ -7,12 +7,12 @@ import keras
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
-from kzoo.layers.position.position_embedding import PositionEmbedding
-from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEmbedding
+from kzoo.layers.position.token_and_position_embedding import attention_position
+from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_integer_dtype
-from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_rate
@@ -60,15 +60,17 @@ class TransformerEncoder(keras.Model):
     """A stack of Transformer encoder blocks over token embeddings.
 
     The encoder of "Attention Is All You Need" (Vaswani et al., 2017):
-    token embeddings plus position encodings (learned, or the paper's
-    sinusoids), dropout, `num_layers` `TransformerEncoderBlock`s, and a final
-    layer normalization when the blocks are pre-LN.
+    token embeddings plus positions, dropout, `num_layers`
+    `TransformerEncoderBlock`s, and a final layer normalization when the
+    blocks are pre-LN. Positions are learned, the paper's sinusoids (both
+    added to the embeddings), rotary, ALiBi or T5 buckets (inside every
+    block's attention).
 
-    Its layers are attributes, for reading or copying weights:
-    `token_embedding` (a `keras.layers.ReversibleEmbedding`, so a head can
-    tie its output projection to it), `position_embedding`,
-    `embeddings_dropout`, `transformer_layers` (a list) and
-    `final_layer_norm` (None for post-LN).
+    Its layers are attributes, for reading or copying weights: `embeddings`
+    (a `TokenAndPositionEmbedding`; `token_embedding` is its
+    `keras.layers.ReversibleEmbedding`, so a head can tie its output
+    projection to it), `embeddings_dropout`, `transformer_layers` (a list)
+    and `final_layer_norm` (None for post-LN).
 
     Args:
         vocabulary_size: number of token ids V.
@@ -79,7 +81,8 @@ class TransformerEncoder(keras.Model):
         max_sequence_length: longest input for learned positions.
         dropout: dropout rate everywhere.
         normalize_first: pre-LN blocks (and a final LayerNorm) or post-LN.
-        position_encoding: "learned" or "sinusoidal".
+        position_encoding: "learned", "sinusoidal", "rotary", "alibi" or
+            "t5".
         activation: feed-forward activation.
 
     Inputs (dict):
@@ -91,9 +94,11 @@ class TransformerEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import TransformerEncoder
     >>> encoder = TransformerEncoder(100, 2, 2, 16, 32, max_sequence_length=64)
-    >>> encoder({"token_ids": np.ones((2, 8), "int32"),
-    ...          "padding_mask": np.ones((2, 8), bool)}).shape
+    >>> tuple(encoder({"token_ids": np.ones((2, 8), "int32"),
+    ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
 
@@ -115,25 +120,17 @@ class TransformerEncoder(keras.Model):
         check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
         check_positive_int("max_sequence_length", max_sequence_length)
         check_rate("dropout", dropout)
-        check_one_of("position_encoding", position_encoding, {"learned", "sinusoidal"})
+        check_position_encoding(position_encoding)
 
         # === Layers ===
-        self.token_embedding = keras.layers.ReversibleEmbedding(
+        self.embeddings = TokenAndPositionEmbedding(
             vocabulary_size,
             hidden_dim,
-            reverse_dtype="float32",
-            embeddings_initializer="glorot_uniform",
+            max_sequence_length=max_sequence_length,
+            position_encoding=position_encoding,
             dtype=dtype,
-            name="token_embedding",
+            name="embeddings",
         )
-        if position_encoding == "learned":
-            self.position_embedding = PositionEmbedding(
-                max_sequence_length, dtype=dtype, name="position_embedding"
-            )
-        else:
-            self.position_embedding = SinusoidalPositionEncoding(
-                dtype=dtype, name="position_embedding"
-            )
         self.embeddings_dropout = Dropout(
             dropout, dtype=dtype, name="embeddings_dropout"
         )
@@ -144,6 +141,7 @@ class TransformerEncoder(keras.Model):
                 dropout=dropout,
                 activation=activation,
                 normalize_first=normalize_first,
+                position_encoding=attention_position(position_encoding),
                 dtype=dtype,
                 name=f"transformer_layer_{i}",
             )
@@ -158,9 +156,7 @@ class TransformerEncoder(keras.Model):
         # === Functional graph ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
-        tokens = self.token_embedding(token_ids)  # (B, T, D)
-        x = ops.add(tokens, self.position_embedding(tokens))
-        x = self.embeddings_dropout(x)
+        x = self.embeddings_dropout(self.embeddings(token_ids))  # (B, T, D)
         for layer in self.transformer_layers:
             x = layer(x, padding_mask=padding_mask)  # (B, T, D)
         if self.final_layer_norm is not None:
@@ -183,6 +179,10 @@ class TransformerEncoder(keras.Model):
         self.normalize_first = normalize_first
         self.position_encoding = position_encoding
         self.activation = activation
+
+    @property
+    def token_embedding(self):
+        return self.embeddings.token_embedding
 
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])

@@ -9,7 +9,9 @@ import numpy as np
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
-from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEmbedding
+from kzoo.layers.position.token_and_position_embedding import attention_position
+from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.models import generation
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
@@ -25,13 +27,16 @@ class TransformerLM(keras.Model):
     The decoder of "Attention Is All You Need" (Vaswani et al., 2017) without
     cross-attention, trained as a left-to-right LM as in "Improving Language
     Understanding by Generative Pre-Training" (Radford et al., 2018): token
-    plus learned position embeddings, `num_layers` causal
+    embeddings plus positions (learned by default, as GPT; or sinusoidal,
+    rotary, ALiBi, T5 buckets), `num_layers` causal
     `TransformerDecoderBlock`s (pre-LN by default, with a final LayerNorm),
     and an output projection tied to the token embedding. Logits are
-    float32 under any dtype policy.
+    float32 under any dtype policy. With ALiBi (or rotary, sinusoidal, T5)
+    positions the model runs on sequences longer than it was trained on.
 
-    Layers as attributes: `token_embedding`, `position_embedding`,
-    `transformer_layers` (list), `final_layer_norm` (None for post-LN).
+    Layers as attributes: `embeddings` (a `TokenAndPositionEmbedding`,
+    whose `token_embedding` the head is tied to), `transformer_layers`
+    (list), `final_layer_norm` (None for post-LN).
 
     Args:
         vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim:
@@ -41,6 +46,8 @@ class TransformerLM(keras.Model):
         dropout: dropout rate.
         normalize_first: pre-LN (default) or post-LN.
         activation: feed-forward activation.
+        position_encoding: "learned", "sinusoidal", "rotary", "alibi" or
+            "t5".
 
     Inputs (dict): `token_ids` (B, T) int, `padding_mask` (B, T) bool.
 
@@ -52,6 +59,8 @@ class TransformerLM(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import TransformerLM
     >>> lm = TransformerLM(50, 2, 2, 16, 32, max_sequence_length=32)
     >>> lm.generate({"token_ids": np.array([[3, 4, 0, 0]]),
     ...              "padding_mask": np.array([[1, 1, 0, 0]], bool)},
@@ -70,26 +79,27 @@ class TransformerLM(keras.Model):
         dropout=0.1,
         normalize_first=True,
         activation="gelu",
+        position_encoding="learned",
         dtype=None,
         **kwargs,
     ):
         check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
         check_positive_int("max_sequence_length", max_sequence_length)
         check_rate("dropout", dropout)
+        check_position_encoding(position_encoding)
 
         # === Layers ===
-        self.token_embedding = keras.layers.ReversibleEmbedding(
-            vocabulary_size, hidden_dim, reverse_dtype="float32",
-            embeddings_initializer="glorot_uniform", dtype=dtype, name="token_embedding",
-        )
-        self.position_embedding = PositionEmbedding(
-            max_sequence_length, dtype=dtype, name="position_embedding"
+        self.embeddings = TokenAndPositionEmbedding(
+            vocabulary_size, hidden_dim, max_sequence_length=max_sequence_length,
+            position_encoding=position_encoding, dtype=dtype, name="embeddings",
         )
         self.embeddings_dropout = Dropout(dropout, dtype=dtype, name="embeddings_dropout")
         self.transformer_layers = [
             TransformerDecoderBlock(
                 num_heads, intermediate_dim, dropout=dropout, activation=activation,
-                normalize_first=normalize_first, dtype=dtype, name=f"transformer_layer_{i}",
+                normalize_first=normalize_first,
+                position_encoding=attention_position(position_encoding),
+                dtype=dtype, name=f"transformer_layer_{i}",
             )
             for i in range(num_layers)
         ]
@@ -102,13 +112,12 @@ class TransformerLM(keras.Model):
         # === Functional graph ===
         token_ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")
         padding_mask = keras.Input(shape=(None,), dtype="bool", name="padding_mask")
-        tokens = self.token_embedding(token_ids)  # (B, T, D)
-        x = self.embeddings_dropout(ops.add(tokens, self.position_embedding(tokens)))
+        x = self.embeddings_dropout(self.embeddings(token_ids))  # (B, T, D)
         for layer in self.transformer_layers:
             x = layer(x, decoder_padding_mask=padding_mask)  # (B, T, D)
         if self.final_layer_norm is not None:
             x = self.final_layer_norm(x)
-        logits = self.token_embedding(x, reverse=True)  # (B, T, V) float32
+        logits = self.embeddings.reverse(x)  # (B, T, V) float32
         super().__init__(
             inputs={"token_ids": token_ids, "padding_mask": padding_mask},
             outputs=logits,
@@ -126,6 +135,11 @@ class TransformerLM(keras.Model):
         self.dropout = dropout
         self.normalize_first = normalize_first
         self.activation = activation
+        self.position_encoding = position_encoding
+
+    @property
+    def token_embedding(self):
+        return self.embeddings.token_embedding
 
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
@@ -144,8 +158,7 @@ class TransformerLM(keras.Model):
     def call_with_cache(self, token_ids, cache, cache_update_index):
         """Runs (B, T) tokens at positions `cache_update_index`...; returns
         float32 logits (B, T, V) and the updated cache."""
-        tokens = self.token_embedding(token_ids)  # (B, T, D)
-        x = ops.add(tokens, self.position_embedding(tokens, start_index=cache_update_index))
+        x = self.embeddings(token_ids, start_index=cache_update_index)  # (B, T, D)
         caches = []
         for i, layer in enumerate(self.transformer_layers):
             x, layer_cache = layer(
@@ -156,7 +169,7 @@ class TransformerLM(keras.Model):
             caches.append(layer_cache)
         if self.final_layer_norm is not None:
             x = self.final_layer_norm(x)
-        return self.token_embedding(x, reverse=True), ops.stack(caches, axis=1)
+        return self.embeddings.reverse(x), ops.stack(caches, axis=1)
 
     def generate(self, inputs, max_length, end_token_id=None, sampler="greedy", padding_token_id=0):
         """Continues right-padded prompts up to `max_length` tokens.
@@ -174,10 +187,11 @@ class TransformerLM(keras.Model):
             (B, max_length) int32 token ids (prompt tokens kept).
         """
         generation.check_generate_args(max_length, end_token_id)
-        if max_length > self.max_sequence_length:
+        if self.position_encoding == "learned" and max_length > self.max_sequence_length:
             raise ValueError(
                 f"`max_length` must be <= max_sequence_length "
-                f"({self.max_sequence_length}); received {max_length}"
+                f"({self.max_sequence_length}, the number of learned positions); "
+                f"received {max_length}"
             )
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
         token_ids = np.asarray(ops.convert_to_numpy(inputs["token_ids"])).astype("int32")
@@ -233,6 +247,7 @@ class TransformerLM(keras.Model):
             "dropout": self.dropout,
             "normalize_first": self.normalize_first,
             "activation": self.activation,
+            "position_encoding": self.position_encoding,
         }
 
     @classmethod

@@ -4,14 +4,15 @@ Letters: B batch, S source length, T target length, D `hidden_dim`,
 V target vocabulary, L layers, N heads, H head size.
 """
 
-import math
 
 import keras
 import numpy as np
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
-from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
+from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEmbedding
+from kzoo.layers.position.token_and_position_embedding import attention_position
+from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.models import generation
@@ -30,14 +31,15 @@ _DECODER_PAIRS = [("decoder_padding_mask", "decoder_token_ids")]
 class TransformerSeq2Seq(keras.Model):
     """The Transformer of "Attention Is All You Need" (Vaswani et al., 2017).
 
-    Encoder and decoder stacks with sinusoidal positions; embeddings scaled
-    by sqrt(D) (section 3.4); the decoder's output projection tied to its
-    token embedding; float32 logits under any dtype policy.
+    Encoder and decoder stacks with sinusoidal positions (the paper; or
+    learned, rotary, ALiBi, T5 buckets); embeddings scaled by sqrt(D)
+    (section 3.4); the decoder's output projection tied to its token
+    embedding; float32 logits under any dtype policy.
 
-    Layers as attributes: `encoder_token_embedding`,
-    `decoder_token_embedding`, `position_encoding`, `encoder_layers`,
-    `decoder_layers` (lists), `encoder_final_layer_norm` and
-    `decoder_final_layer_norm` (None for post-LN).
+    Layers as attributes: `encoder_embeddings` and `decoder_embeddings`
+    (`TokenAndPositionEmbedding`s), `encoder_layers`, `decoder_layers`
+    (lists), `encoder_final_layer_norm` and `decoder_final_layer_norm`
+    (None for post-LN).
 
     Args:
         vocabulary_size: source vocabulary (and target, unless
@@ -51,6 +53,8 @@ class TransformerSeq2Seq(keras.Model):
         normalize_first: pre-LN (with final LayerNorms) or post-LN (paper).
         decoder_vocabulary_size: target vocabulary V.
         activation: feed-forward activation.
+        position_encoding: "sinusoidal" (default), "learned", "rotary",
+            "alibi" or "t5"; the decoder's T5 buckets are causal.
 
     Inputs (dict): `encoder_token_ids` (B, S) int, `encoder_padding_mask`
         (B, S) bool, `decoder_token_ids` (B, T) int, `decoder_padding_mask`
@@ -61,6 +65,8 @@ class TransformerSeq2Seq(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import TransformerSeq2Seq
     >>> model = TransformerSeq2Seq(50, 1, 2, 16, 32)
     >>> model.generate({"encoder_token_ids": np.array([[5, 6, 2]]),
     ...                 "encoder_padding_mask": np.ones((1, 3), bool)},
@@ -80,10 +86,12 @@ class TransformerSeq2Seq(keras.Model):
         normalize_first=False,
         decoder_vocabulary_size=None,
         activation="relu",
+        position_encoding="sinusoidal",
         dtype=None,
         **kwargs,
     ):
         check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim)
+        check_position_encoding(position_encoding)
         check_positive_int("max_sequence_length", max_sequence_length)
         check_rate("dropout", dropout)
         check_positive_int("decoder_vocabulary_size", decoder_vocabulary_size, allow_none=True)
@@ -91,8 +99,9 @@ class TransformerSeq2Seq(keras.Model):
 
         # === Layers ===
         def embedding(size, name):
-            return keras.layers.ReversibleEmbedding(
-                size, hidden_dim, reverse_dtype="float32",
+            return TokenAndPositionEmbedding(
+                size, hidden_dim, max_sequence_length=max_sequence_length,
+                position_encoding=position_encoding, scale_embeddings=True,
                 embeddings_initializer=keras.initializers.RandomNormal(stddev=hidden_dim**-0.5),
                 dtype=dtype, name=name,
             )
@@ -103,11 +112,11 @@ class TransformerSeq2Seq(keras.Model):
             return keras.layers.LayerNormalization(epsilon=1e-5, dtype=dtype, name=name)
 
         block_kwargs = dict(
-            dropout=dropout, activation=activation, normalize_first=normalize_first, dtype=dtype
+            dropout=dropout, activation=activation, normalize_first=normalize_first,
+            position_encoding=attention_position(position_encoding), dtype=dtype,
         )
-        self.encoder_token_embedding = embedding(vocabulary_size, "encoder_token_embedding")
-        self.decoder_token_embedding = embedding(target_vocabulary, "decoder_token_embedding")
-        self.position_encoding = SinusoidalPositionEncoding(dtype=dtype, name="position_encoding")
+        self.encoder_embeddings = embedding(vocabulary_size, "encoder_embeddings")
+        self.decoder_embeddings = embedding(target_vocabulary, "decoder_embeddings")
         self.encoder_dropout = Dropout(dropout, dtype=dtype, name="encoder_dropout")
         self.decoder_dropout = Dropout(dropout, dtype=dtype, name="decoder_dropout")
         self.encoder_layers = [
@@ -120,7 +129,6 @@ class TransformerSeq2Seq(keras.Model):
         ]
         self.encoder_final_layer_norm = layer_norm("encoder_final_layer_norm")
         self.decoder_final_layer_norm = layer_norm("decoder_final_layer_norm")
-        self._embedding_scale = math.sqrt(hidden_dim)
 
         # === Functional graph ===
         inputs = {
@@ -130,8 +138,7 @@ class TransformerSeq2Seq(keras.Model):
             "decoder_padding_mask": keras.Input((None,), dtype="bool", name="decoder_padding_mask"),
         }
         encoded = self.encode(inputs["encoder_token_ids"], inputs["encoder_padding_mask"])
-        x = self._embed(self.decoder_token_embedding, inputs["decoder_token_ids"])
-        x = self.decoder_dropout(x)
+        x = self.decoder_dropout(self.decoder_embeddings(inputs["decoder_token_ids"]))
         for layer in self.decoder_layers:
             x = layer(
                 x, encoded,
@@ -152,21 +159,16 @@ class TransformerSeq2Seq(keras.Model):
         self.normalize_first = normalize_first
         self.decoder_vocabulary_size = decoder_vocabulary_size
         self.activation = activation
-
-    def _embed(self, embedding, token_ids, start_index=0):
-        tokens = ops.multiply(embedding(token_ids), self._embedding_scale)  # (B, T, D)
-        return ops.add(tokens, self.position_encoding(tokens, start_index=start_index))
+        self.position_encoding = position_encoding
 
     def _logits(self, x):
         if self.decoder_final_layer_norm is not None:
             x = self.decoder_final_layer_norm(x)
-        return self.decoder_token_embedding(x, reverse=True)  # (B, T, V) float32
+        return self.decoder_embeddings.reverse(x)  # (B, T, V) float32
 
     def encode(self, encoder_token_ids, encoder_padding_mask, training=None):
         """(B, S) ids and mask -> (B, S, D) encoder output."""
-        x = self.encoder_dropout(
-            self._embed(self.encoder_token_embedding, encoder_token_ids), training=training
-        )
+        x = self.encoder_dropout(self.encoder_embeddings(encoder_token_ids), training=training)
         for layer in self.encoder_layers:
             x = layer(x, padding_mask=encoder_padding_mask, training=training)
         if self.encoder_final_layer_norm is not None:
@@ -200,7 +202,7 @@ class TransformerSeq2Seq(keras.Model):
     ):
         """Decodes (B, T) target tokens at positions `cache_update_index`...;
         returns float32 logits (B, T, V) and the updated self cache."""
-        x = self._embed(self.decoder_token_embedding, decoder_token_ids, cache_update_index)
+        x = self.decoder_embeddings(decoder_token_ids, start_index=cache_update_index)
         caches = []
         for i, layer in enumerate(self.decoder_layers):
             x, layer_cache, _ = layer(
@@ -303,6 +305,7 @@ class TransformerSeq2Seq(keras.Model):
             "normalize_first": self.normalize_first,
             "decoder_vocabulary_size": self.decoder_vocabulary_size,
             "activation": self.activation,
+            "position_encoding": self.position_encoding,
         }
 
     @classmethod

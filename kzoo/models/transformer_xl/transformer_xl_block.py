@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
-from kzoo.layers.sparse.relative_multi_head_attention import RelativeMultiHeadAttention
+from kzoo.layers.attention.relative_multi_head_attention import RelativeMultiHeadAttention
 from kzoo.layers.transformer.feed_forward import FeedForward
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_positive_float
@@ -41,9 +41,11 @@ class TransformerXLBlock(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
     >>> block = TransformerXLBlock(num_heads=2, intermediate_dim=32)
-    >>> block(keras.random.normal((2, 4, 16)),
-    ...       memory=keras.random.normal((2, 6, 16))).shape
+    >>> tuple(block(keras.random.normal((2, 4, 16)),
+    ...             memory=keras.random.normal((2, 6, 16))).shape)
     (2, 4, 16)
     """
 
@@ -83,7 +85,7 @@ class TransformerXLBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
             name="self_attention",
         )
-        self.self_attention.build(inputs_shape, memory_shape)
+        self.self_attention.build(inputs_shape)
         self.self_attention_layer_norm = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=self.dtype_policy,
             name="self_attention_layer_norm",
@@ -115,8 +117,13 @@ class TransformerXLBlock(keras.layers.Layer):
                 key_mask = ops.concatenate(
                     [real_memory, ops.cast(padding_mask, "bool")], axis=1
                 )  # (B, M + T)
+        keys = inputs
+        if memory is not None:
+            memory = ops.stop_gradient(ops.cast(memory, inputs.dtype))  # SG(m)
+            keys = ops.concatenate([memory, inputs], axis=1)  # (B, M + T, D)
         x = self.self_attention(
-            inputs, memory=memory, padding_mask=key_mask, training=training
+            inputs, value=keys, padding_mask=key_mask, use_causal_mask=True,
+            training=training,
         )  # (B, T, D)
         x = self.self_attention_layer_norm(
             inputs + self.self_attention_dropout(x, training=training)

@@ -101,15 +101,20 @@ def test_matches_keras_hub_transformer_decoder(normalize_first):
     )
 
 
-@pytest.mark.parametrize("normalize_first", [False, True])
-@pytest.mark.parametrize("cross", [False, True])
-def test_cached_decoding_equals_full_forward_pass(normalize_first, cross):
+@pytest.mark.parametrize(
+    "normalize_first, cross, position_encoding",
+    [(False, False, None), (True, False, None), (False, True, None), (True, True, None),
+     (True, False, "rotary"), (False, True, "alibi"), (True, True, "t5")],
+)
+def test_cached_decoding_equals_full_forward_pass(normalize_first, cross, position_encoding):
     x, enc = _x((2, 6, 8)), _x((2, 7, 8), seed=1)
     epad = _padding(7, 4)
-    block = TransformerDecoderBlock(2, 16, normalize_first=normalize_first)
+    block = TransformerDecoderBlock(
+        2, 16, normalize_first=normalize_first, position_encoding=position_encoding
+    )
     kwargs = {"encoder_sequence": enc, "encoder_padding_mask": epad} if cross else {}
     full = _np(block(x, **kwargs))
-    self_cache = ops.zeros((2, 2, 6, 2, 4))
+    self_cache = ops.zeros((2, 2, 9, 2, 4))  # longer than the sequence
     cross_cache = block.compute_cross_attention_cache(enc) if cross else None
     if cross:
         # The precomputed cache holds the cross-attention keys and values.

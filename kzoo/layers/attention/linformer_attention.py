@@ -11,9 +11,9 @@ import keras
 from keras import ops
 
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 
@@ -56,17 +56,27 @@ class LinformerAttention(MultiHeadAttention):
         padding_mask: (B, S) bool, True for real keys.
         return_attention_scores: also return the (B, N, T, K) probabilities.
         training: whether dropout is active.
+        `attention_mask`, `attention_bias` and `use_causal_mask=True`
+        (projected keys mix all positions), and a `cache`, raise the dense
+        core's shared `ValueError`.
 
     Returns:
         (B, T, output_dim), or `(output, scores)`.
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import LinformerAttention
     >>> layer = LinformerAttention(num_heads=2, key_dim=8, projected_length=4,
     ...                            max_sequence_length=16)
-    >>> layer(keras.random.normal((2, 10, 16))).shape
+    >>> tuple(layer(keras.random.normal((2, 10, 16))).shape)
     (2, 10, 16)
     """
+
+    _pattern_summary = "keys and values projected along the sequence"
+    _support = PatternSupport(
+        causal_forms=(False,), attention_mask=False, attention_bias=False, cache=False
+    )
 
     def __init__(self, num_heads, key_dim, projected_length, max_sequence_length, **kwargs):
         super().__init__(num_heads=num_heads, key_dim=key_dim, **kwargs)
@@ -104,73 +114,30 @@ class LinformerAttention(MultiHeadAttention):
     def value_projection(self):
         return self._projections.weights[1]
 
-    def call(
-        self,
-        query,
-        value=None,
-        key=None,
-        padding_mask=None,
-        attention_mask=None,
-        attention_bias=None,
-        use_causal_mask=False,
-        return_attention_scores=False,
-        training=None,
-    ):
-        if attention_mask is not None or attention_bias is not None or use_causal_mask:
+    def _scores_key_length(self, key_length):
+        return self.projected_length
+
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           training=None, return_attention_scores=False, **kwargs):
+        """Project keys and values to K positions, then dense attention."""
+        s_len = static_shape(key)[1]
+        if s_len is not None and s_len > self.max_sequence_length:
             raise ValueError(
-                "LinformerAttention supports `padding_mask` only (projected "
-                "keys mix all positions, so a per-token attention_mask, "
-                "attention_bias or use_causal_mask cannot apply); received "
-                f"attention_mask={attention_mask is not None}, "
-                f"attention_bias={attention_bias is not None}, "
-                f"use_causal_mask={use_causal_mask}"
-            )
-        value = query if value is None else value
-        key = value if key is None else key
-        k_shape = static_shape(key)
-        if k_shape[1] is not None and k_shape[1] > self.max_sequence_length:
-            raise ValueError(
-                f"key sequence length must be at most max_sequence_length="
-                f"{self.max_sequence_length}; received {k_shape[1]}"
+                f"the key sequence length must be at most max_sequence_length="
+                f"{self.max_sequence_length}; received {s_len}"
             )
         if padding_mask is not None:
-            check_same_dims(
-                "padding_mask",
-                static_shape(padding_mask),
-                (k_shape[0], k_shape[1]),
-                "(batch_size, key_length)",
-            )
-        q = self._query_dense(query)  # (B, T, N, H)
-        k = self._key_dense(key)  # (B, S, N, H)
-        v = self._value_dense(value)  # (B, S, N, V)
-        if padding_mask is not None:
-            real = ops.cast(as_bool_mask(padding_mask), k.dtype)[:, :, None, None]
-            k, v = k * real, v * real
-        s = ops.shape(k)[1]
-        e = ops.cast(self.key_projection[:s], k.dtype)  # (S, K)
-        f = ops.cast(self.value_projection[:s], v.dtype)  # (S, K)
-        k = ops.einsum("bsnh,sk->bknh", k, e)  # (B, K, N, H)
-        v = ops.einsum("bsnv,sk->bknv", v, f)  # (B, K, N, V)
-        out, scores = self._compute_attention(
-            q, k, v, training=training, return_attention_scores=return_attention_scores
+            real = ops.cast(as_bool_mask(padding_mask), key.dtype)[:, :, None, None]
+            key, value = key * real, value * real
+        s = ops.shape(key)[1]
+        e = ops.cast(self.key_projection[:s], key.dtype)  # (S, K)
+        f = ops.cast(self.value_projection[:s], value.dtype)  # (S, K)
+        key = ops.einsum("bsnh,sk->bknh", key, e)  # (B, K, N, H)
+        value = ops.einsum("bsnv,sk->bknv", value, f)  # (B, K, N, V)
+        return super()._compute_attention(
+            query, key, value, training=training,
+            return_attention_scores=return_attention_scores,
         )
-        out = self._output_dense(out)  # (B, T, D_out)
-        return (out, scores) if return_attention_scores else out
-
-    def compute_output_shape(
-        self, query_shape, value_shape=None, key_shape=None, return_attention_scores=False
-    ):
-        out_dim = self.output_dim or query_shape[-1]
-        out = (query_shape[0], query_shape[1], out_dim)
-        if return_attention_scores:
-            return out, (query_shape[0], self.num_heads, query_shape[1], self.projected_length)
-        return out
-
-    def compute_output_spec(self, query, value=None, key=None, return_attention_scores=False, **kwargs):
-        shapes = self.compute_output_shape(query.shape, return_attention_scores=return_attention_scores)
-        if return_attention_scores:
-            return tuple(keras.KerasTensor(s, dtype=self.compute_dtype) for s in shapes)
-        return keras.KerasTensor(shapes, dtype=self.compute_dtype)
 
     def get_config(self):
         config = super().get_config()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from kzoo.data.masking import mlm_dataset, pack_sequences
+from kzoo.data.masked_lm import mlm_dataset, pack_sequences
 
 pytestmark = pytest.mark.tf_only
 

@@ -1,4 +1,4 @@
-"""Reversible residual layers (RevNet / Reformer) with a memory-saving backward.
+"""A stack of reversible residual blocks with a memory-saving backward pass.
 
 A `ReversibleBlock` maps (x1, x2) to (y1, y2) with
 
@@ -16,99 +16,18 @@ The backward pass needs a vector-Jacobian product of F and G with respect to
 their inputs and weights, and on JAX each block's backward step must be a
 sub-computation of its own (or XLA's scheduler keeps per-block buffers alive
 for the whole pass). Keras 3 has no backend-neutral form of either; both
-live in `reversible_backend.py`, dispatched on `keras.backend.backend()`.
+live in `kzoo/backend/reversible.py`, dispatched on
+`keras.backend.backend()`.
 Everything else is `keras.ops`.
 """
 
 import keras
 from keras import ops
 
-from kzoo.layers.sparse.reversible_backend import separate_computation
-from kzoo.layers.sparse.reversible_backend import vjp
+from kzoo.backend.reversible import separate_computation
+from kzoo.backend.reversible import vjp
+from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.utils.validation import check_rank
-
-
-def _build_sublayer(layer, shape):
-    if not layer.built:
-        layer.build(shape)
-
-
-@keras.saving.register_keras_serializable(package="kzoo")
-class ReversibleBlock(keras.layers.Layer):
-    """One reversible residual block, `y1 = x1 + F(x2)`, `y2 = x2 + G(y1)`.
-
-    From "The Reversible Residual Network: Backpropagation Without Storing
-    Activations" (Gomez et al., 2017), as used by "Reformer: The Efficient
-    Transformer" (Kitaev, Kaiser and Levskaya, 2020) with F = attention and
-    G = feed-forward.
-
-    Args:
-        f: a layer (B, T, D) -> (B, T, D); it receives `padding_mask` when one
-            is given (e.g. a pre-norm attention branch).
-        g: a layer (B, T, D) -> (B, T, D) (e.g. a pre-norm feed-forward).
-
-    Call arguments:
-        x1, x2: (B, T, D) each.
-        padding_mask: optional (B, T) bool, passed to `f`.
-
-    Returns:
-        `(y1, y2)`, each (B, T, D). `inverse(y1, y2)` gives `(x1, x2)` back.
-
-    Example:
-
-    >>> block = ReversibleBlock(keras.layers.Dense(8), keras.layers.Dense(8))
-    >>> x = keras.random.normal((2, 4, 8))
-    >>> y1, y2 = block(x, x)
-    """
-
-    def __init__(self, f, g, **kwargs):
-        super().__init__(**kwargs)
-        if not isinstance(f, keras.layers.Layer):
-            raise ValueError(f"`f` must be a keras Layer; received {f!r}")
-        if not isinstance(g, keras.layers.Layer):
-            raise ValueError(f"`g` must be a keras Layer; received {g!r}")
-        self.f = f
-        self.g = g
-
-    def build(self, x1_shape, x2_shape=None, padding_mask_shape=None):
-        check_rank("x1", x1_shape, 3, "(batch, sequence_length, dim)")
-        _build_sublayer(self.f, x1_shape)
-        _build_sublayer(self.g, x1_shape)
-
-    def _f(self, x, padding_mask=None):
-        if padding_mask is None:
-            return self.f(x)
-        return self.f(x, padding_mask=padding_mask)
-
-    def call(self, x1, x2, padding_mask=None):
-        y1 = x1 + ops.cast(self._f(x2, padding_mask), x1.dtype)  # (B, T, D)
-        y2 = x2 + ops.cast(self.g(y1), x2.dtype)  # (B, T, D)
-        return y1, y2
-
-    def inverse(self, y1, y2, padding_mask=None):
-        x2 = y2 - self.g(y1)
-        x1 = y1 - self._f(x2, padding_mask)
-        return x1, x2
-
-    def compute_output_shape(self, x1_shape, x2_shape=None, padding_mask_shape=None):
-        return tuple(x1_shape), tuple(x1_shape)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update(
-            {
-                "f": keras.saving.serialize_keras_object(self.f),
-                "g": keras.saving.serialize_keras_object(self.g),
-            }
-        )
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["f"] = keras.saving.deserialize_keras_object(config["f"])
-        config["g"] = keras.saving.deserialize_keras_object(config["g"])
-        return cls(**config)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -124,10 +43,14 @@ class ReversibleEncoder(keras.layers.Layer):
     (`keras.ops.custom_gradient`): the forward pass stores no activation of
     F or G and the backward pass reconstructs every block's inputs from its
     outputs. With `memory_saving=False` the same blocks run under ordinary
-    autodiff (same values and gradients, more memory). The recomputation must
-    see the same function as the forward pass, so with `memory_saving=True`
-    the blocks may hold no non-trainable state (no dropout seed generator,
-    no batch statistics): a clear error says so at build time.
+    autodiff (same values and gradients, more memory). The recomputation
+    sees the same function as the forward pass even when the blocks are
+    random: each block's non-trainable state (the seed generators of
+    dropout, or of LSH rotations with `redraw_rotations=True`) is read
+    before its forward call and handed back to its recomputation, with the
+    same `training` flag, so dropout masks and rotations are replayed
+    exactly. State that a call changes in other ways (batch statistics)
+    would be replayed from its value before the call as well.
 
     Args:
         blocks: list of `ReversibleBlock`.
@@ -136,6 +59,7 @@ class ReversibleEncoder(keras.layers.Layer):
     Call arguments:
         inputs: (B, T, D).
         padding_mask: optional (B, T) bool, passed to every block's `f`.
+        use_causal_mask: passed to every block's `f` when True.
         training: passed to every block (dropout inside F and G).
 
     Returns:
@@ -143,9 +67,11 @@ class ReversibleEncoder(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import ReversibleBlock, ReversibleEncoder
     >>> blocks = [ReversibleBlock(keras.layers.Dense(8, activation="tanh"),
     ...                           keras.layers.Dense(8)) for _ in range(2)]
-    >>> ReversibleEncoder(blocks)(keras.random.normal((2, 4, 8))).shape
+    >>> tuple(ReversibleEncoder(blocks)(keras.random.normal((2, 4, 8))).shape)
     (2, 4, 16)
     """
 
@@ -160,21 +86,20 @@ class ReversibleEncoder(keras.layers.Layer):
         self.blocks = blocks
         self.memory_saving = bool(memory_saving)
 
-    def build(self, inputs_shape, padding_mask_shape=None):
+    def build(self, inputs_shape):
         check_rank("inputs", inputs_shape, 3, "(batch, sequence_length, dim)")
         for block in self.blocks:
             if not block.built:
                 block.build(inputs_shape)
 
-    def _plain(self, x1, x2, padding_mask, training):
+    def _plain(self, x1, x2, f_kwargs, training):
         for block in self.blocks:
             # `training` reaches F and G through the call context.
-            x1, x2 = block(x1, x2, padding_mask=padding_mask, training=training)
+            x1, x2 = block(x1, x2, training=training, **f_kwargs)
         return x1, x2
 
-    def _memory_saving(self, x1, x2, padding_mask, training):
+    def _memory_saving(self, x1, x2, fkw, training):
         blocks = self.blocks
-        fkw = {} if padding_mask is None else {"padding_mask": padding_mask}
 
         def apply(layer, weights, state, x, kwargs):
             """`layer(x)` on the given weights and non-trainable state.
@@ -290,15 +215,16 @@ class ReversibleEncoder(keras.layers.Layer):
             flat += values(block.g.trainable_variables)
         return run(x1, x2, y1, y2, *flat)
 
-    def call(self, inputs, padding_mask=None, training=None):
+    def call(self, inputs, padding_mask=None, use_causal_mask=False, training=None):
         x1 = x2 = inputs  # (B, T, D)
+        f_kwargs = ReversibleBlock.f_kwargs(padding_mask, use_causal_mask)
         if self.memory_saving:
-            y1, y2 = self._memory_saving(x1, x2, padding_mask, training)
+            y1, y2 = self._memory_saving(x1, x2, f_kwargs, training)
         else:
-            y1, y2 = self._plain(x1, x2, padding_mask, training)
+            y1, y2 = self._plain(x1, x2, f_kwargs, training)
         return ops.concatenate([y1, y2], axis=-1)  # (B, T, 2D)
 
-    def compute_output_shape(self, inputs_shape, padding_mask_shape=None):
+    def compute_output_shape(self, inputs_shape):
         return tuple(inputs_shape[:-1]) + (2 * inputs_shape[-1],)
 
     def get_config(self):

@@ -4,7 +4,7 @@ import pytest
 from keras import ops
 
 from kzoo.layers import MultiHeadAttention
-from kzoo.layers.sparse.longformer_attention import LongformerAttention
+from kzoo.layers.attention.longformer_attention import LongformerAttention
 from tests.harness import run_layer_test
 
 
@@ -346,7 +346,7 @@ def test_multi_block_window_equals_dense_forward_and_gradients(monkeypatch, dila
     # Blocks of 2 lane steps: a window of 10 (5 each side) spans 3 blocks on
     # each side and the band cuts through the outer ones, as window 256 does
     # with its blocks of 64 (which a tiny test cannot reach).
-    from kzoo.layers.sparse import longformer_attention
+    from kzoo.layers.attention import longformer_attention
 
     monkeypatch.setattr(longformer_attention, "_BLOCK_TARGET", 2)
     assert LongformerAttention._blocking(5) == (2, 3)

@@ -3,7 +3,7 @@ import pytest
 from keras import ops
 
 from kzoo.layers import MultiHeadAttention
-from kzoo.layers.sparse.linformer_attention import LinformerAttention
+from kzoo.layers.attention.linformer_attention import LinformerAttention
 from tests.harness import run_layer_test
 
 
@@ -82,11 +82,3 @@ def test_bad_inputs():
     lin = LinformerAttention(num_heads=2, key_dim=4, projected_length=2, max_sequence_length=6)
     with pytest.raises(ValueError, match="max_sequence_length=6; received 8"):
         lin(_data())
-
-
-def test_unsupported_masks_are_clear_errors():
-    lin = LinformerAttention(num_heads=2, key_dim=4, projected_length=2, max_sequence_length=8)
-    with pytest.raises(ValueError, match="use_causal_mask=True"):
-        lin(_data(), use_causal_mask=True)
-    with pytest.raises(ValueError, match="attention_mask=True"):
-        lin(_data(), attention_mask=np.ones((2, 8, 8), bool))

@@ -80,23 +80,3 @@ def gather_rows(x, indices):
     )
     out = ops.take_along_axis(flat, idx, axis=1)  # (B, G, F)
     return ops.reshape(out, (-1, indices.shape[1]) + shape[2:])
-
-
-def reject_dense_masks(layer_name, attention_mask=None, attention_bias=None):
-    """Sparse layers take `attention_mask` / `attention_bias` only as None.
-
-    They are accepted as call arguments so that a layer fits in the slot of
-    `kzoo.layers.MultiHeadAttention` inside a Transformer block (which passes
-    them through), but a dense (B, T, S) mask or bias has no sparse form.
-    """
-    for name, value in (
-        ("attention_mask", attention_mask),
-        ("attention_bias", attention_bias),
-    ):
-        if value is not None:
-            raise ValueError(
-                f"{layer_name} does not take a dense `{name}` (it has no "
-                f"sparse form); received a tensor of shape "
-                f"{tuple(getattr(value, 'shape', ()))}. Use `padding_mask` "
-                "(and the layer's own pattern arguments) instead."
-            )

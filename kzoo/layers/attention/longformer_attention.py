@@ -17,23 +17,22 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.attention.band_attention import band_attention
+from kzoo.layers.attention.band_attention import band_attention_forward
+from kzoo.layers.attention.band_attention import band_bias
+from kzoo.layers.attention.band_attention import key_bias
+from kzoo.layers.attention.blocking import first_true_indices
+from kzoo.layers.attention.blocking import gather_rows
+from kzoo.layers.attention.blocking import neighbour_blocks
+from kzoo.layers.attention.blocking import pad_axis
+from kzoo.layers.attention.blocking import padded_length
+from kzoo.layers.attention.masking import additive_mask
+from kzoo.layers.attention.masking import check_padding_mask
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
-from kzoo.layers.sparse.band_attention import MASK_VALUE
-from kzoo.layers.sparse.band_attention import band_attention
-from kzoo.layers.sparse.band_attention import band_attention_forward
-from kzoo.layers.sparse.band_attention import band_bias
-from kzoo.layers.sparse.band_attention import key_bias
-from kzoo.layers.sparse.blocking import first_true_indices
-from kzoo.layers.sparse.blocking import gather_rows
-from kzoo.layers.sparse.blocking import neighbour_blocks
-from kzoo.layers.sparse.blocking import pad_axis
-from kzoo.layers.sparse.blocking import padded_length
-from kzoo.layers.sparse.blocking import reject_dense_masks
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 # Target rows per query block (see `LongformerAttention._blocking`).
@@ -121,9 +120,10 @@ class LongformerAttention(MultiHeadAttention):
             attended to.
         global_attention_mask: (B, T) bool, True for global tokens.
         training: whether dropout is active.
-        attention_mask, attention_bias, use_causal_mask: accepted so that
-            the layer fits a Transformer block's attention slot; must be
-            None / False (a ValueError otherwise).
+        A `value` / `key` other than `query`, `attention_mask`,
+        `attention_bias`, `use_causal_mask=True`, `cache` and
+        `return_attention_scores` have no form in this pattern: each raises
+        the dense core's shared `ValueError`.
 
     Returns:
         (B, T, output_dim). A query row that can see no real token (for
@@ -132,12 +132,18 @@ class LongformerAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> import numpy as np
+    >>> from kzoo.layers import LongformerAttention
     >>> layer = LongformerAttention(num_heads=2, key_dim=8, attention_window=4)
     >>> x = keras.random.normal((2, 10, 16))
     >>> glob = np.zeros((2, 10), bool); glob[:, 0] = True
-    >>> layer(x, global_attention_mask=glob).shape
+    >>> tuple(layer(x, global_attention_mask=glob).shape)
     (2, 10, 16)
     """
+
+    _support = PatternSupport.sparse_self_attention(causal_forms=(False,))
+    _pattern_summary = "a sliding window with global tokens"
 
     def __init__(
         self,
@@ -157,25 +163,14 @@ class LongformerAttention(MultiHeadAttention):
             "max_global_tokens", max_global_tokens, allow_none=True
         )
 
-    def build(
-        self, query_shape, padding_mask_shape=None, global_attention_mask_shape=None
-    ):
-        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
-        super().build(query_shape)
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
         if self.separate_global_projections:
-            n, h, v = self.num_heads, self.key_dim, self._value_dim
-            self._query_global_dense = self._dense(
-                "abc,cde->abde", (None, n, h), "de", "query_global"
+            self._query_global_dense = self._head_projection("query_global", query_shape)
+            self._key_global_dense = self._head_projection("key_global", query_shape)
+            self._value_global_dense = self._head_projection(
+                "value_global", query_shape, self._value_dim
             )
-            self._query_global_dense.build(query_shape)
-            self._key_global_dense = self._dense(
-                "abc,cde->abde", (None, n, h), "de", "key_global"
-            )
-            self._key_global_dense.build(query_shape)
-            self._value_global_dense = self._dense(
-                "abc,cde->abde", (None, n, v), "de", "value_global"
-            )
-            self._value_global_dense.build(query_shape)
             self.initialize_global_projections()
 
     def initialize_global_projections(self):
@@ -260,78 +255,86 @@ class LongformerAttention(MultiHeadAttention):
         mask = ops.transpose(mask, (0, 3, 1, 2))  # (B, d, nb, c)
         return ops.expand_dims(mask, 1)
 
-    # -- the call -----------------------------------------------------------
+    # -- the pattern ----------------------------------------------------------
 
-    def call(
+    def _compute_attention(
         self,
         query,
+        key,
+        value,
         padding_mask=None,
-        global_attention_mask=None,
         training=None,
-        attention_mask=None,
-        attention_bias=None,
-        use_causal_mask=False,
+        inputs=None,
+        global_attention_mask=None,
+        **kwargs,
     ):
-        reject_dense_masks("LongformerAttention", attention_mask, attention_bias)
-        if use_causal_mask:
-            raise ValueError(
-                "LongformerAttention is bidirectional; received use_causal_mask=True"
-            )
+        """Band + global attention of (B, T, N, H) heads -> (B, T, N, V).
+
+        `global_attention_mask`: (B, T) bool, True for global tokens.
+        """
         shape = static_shape(query)
-        check_rank("query", shape, 3, "(batch, sequence_length, dim)")
         length = shape[1]
-        for name, mask in (
-            ("padding_mask", padding_mask),
-            ("global_attention_mask", global_attention_mask),
-        ):
-            if mask is not None:
-                check_same_dims(
-                    name,
-                    static_shape(mask),
-                    (shape[0], length),
-                    "(batch_size, sequence_length)",
-                )
+        check_padding_mask(
+            "global_attention_mask", global_attention_mask, shape[0], length,
+            "(batch_size, sequence_length)",
+        )
         if length is None:
-            return self._dense_call(
-                query, padding_mask, global_attention_mask, training
-            )
+            return self._dense_pattern(
+                query, key, value, padding_mask, global_attention_mask,
+                inputs[0], training,
+            ), None
+        valid = self._valid_tokens(query, padding_mask)  # (B, T)
+        q = ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype))
+        if global_attention_mask is None:
+            return self._band(q, key, value, valid, None, training), None
+        glob = self._global_index(as_bool_mask(global_attention_mask), length)
+        # Global keys are seen through the global columns only.
+        key_mask = ops.logical_and(valid, ops.logical_not(glob["selected"]))
+        globals_ = self._global_columns(glob, key, value, valid)
+        out = self._band(q, key, value, key_mask, globals_, training)  # (B,T,N,V)
+        out = self._global_rows(out, q, key, value, valid, glob, inputs[0], training)
+        return out, None
+
+    @staticmethod
+    def _valid_tokens(query, padding_mask):
+        if padding_mask is None:
+            return ops.ones(ops.shape(query)[:2], "bool")
+        return as_bool_mask(padding_mask)  # (B, T)
+
+    def _global_index(self, glob, length):
+        """Where the global tokens are: G static slots for this call.
+
+        Returns a dict: `slots` G; `index` (B, G) positions of the first G
+        global tokens and `valid` (B, G) which slots hold one; `rank` (B, T)
+        running count of global tokens; `selected` (B, T) the tokens given
+        a slot.
+        """
+        slots = self._global_slots(glob, length)
+        index, valid = first_true_indices(glob, slots)  # (B, G)
+        rank = ops.cumsum(ops.cast(glob, "int32"), axis=1)  # (B, T)
+        selected = ops.logical_and(glob, rank <= slots)  # (B, T)
+        return {"slots": slots, "index": index, "valid": valid, "rank": rank,
+                "selected": selected}
+
+    @staticmethod
+    def _global_columns(glob, k, v, valid):
+        """(kg, vg, g_bias): the (B, G) global keys and values every row also
+        sees, and their additive float32 bias."""
+        g_key_mask = ops.logical_and(glob["valid"], gather_rows(valid, glob["index"]))
+        return (
+            gather_rows(k, glob["index"]),  # (B, G, N, H)
+            gather_rows(v, glob["index"]),  # (B, G, N, V)
+            additive_mask(g_key_mask),  # (B, G)
+        )
+
+    def _band(self, q, k, v, key_mask, globals_, training):
+        """The local band: blocks of `block` lane steps, each meeting the
+        2 * reach + 1 blocks around it, plus the global columns."""
+        length = static_shape(q)[1]
         c, d = self.attention_window // 2, self.dilation
         block, reach = self._blocking(c)
         padded = padded_length(length, block * d)
-        extra = padded - length
-        nb = padded // (block * d)
-        batch = ops.shape(query)[0]
-
-        if padding_mask is None:
-            valid = ops.ones((batch, length), "bool")
-        else:
-            valid = as_bool_mask(padding_mask)  # (B, T)
-
-        q = self._query_dense(query)  # (B, T, N, H)
-        k = self._key_dense(query)  # (B, T, N, H)
-        v = self._value_dense(query)  # (B, T, N, V)
-        scale = ops.cast(self._inverse_sqrt_key_dim, q.dtype)
-        q = ops.multiply(q, scale)
-
-        key_mask = valid
-        globals_ = None
-        if global_attention_mask is not None:
-            glob = as_bool_mask(global_attention_mask)  # (B, T)
-            slots = self._global_slots(glob, length)
-            g_index, g_valid = first_true_indices(glob, slots)  # (B, G)
-            rank = ops.cumsum(ops.cast(glob, "int32"), axis=1)  # (B, T)
-            selected = ops.logical_and(glob, rank <= slots)  # (B, T)
-            # Global keys are seen through the global columns only.
-            key_mask = ops.logical_and(valid, ops.logical_not(selected))
-            g_key_mask = ops.logical_and(g_valid, gather_rows(valid, g_index))
-            globals_ = (
-                gather_rows(k, g_index),  # (B, G, N, H)
-                gather_rows(v, g_index),  # (B, G, N, V)
-                ops.cast(ops.where(g_key_mask, 0.0, MASK_VALUE), "float32"),
-            )
-
-        # Local band: blocks of `block` lane steps, each meeting the
-        # 2 * reach + 1 blocks around it.
+        extra, nb = padded - length, padded // (block * d)
         qb = self._to_blocks(pad_axis(q, 1, 0, extra), nb, block)  # (B,N,d,nb,c,H)
         kb = self._to_blocks(pad_axis(k, 1, 0, extra), nb, block)
         vb = self._to_blocks(pad_axis(v, 1, 0, extra), nb, block)
@@ -344,26 +347,21 @@ class LongformerAttention(MultiHeadAttention):
         bias = band_bias(block, reach, reach, c)  # (c, K) static
         if training and self.dropout > 0:
             out, _ = band_attention_forward(
-                qb,
-                kw,
-                vw,
-                bias,
-                key_bias(mw),
-                globals_,
+                qb, kw, vw, bias, key_bias(mw), globals_,
                 dropout=lambda p: self._dropout_layer(p, training=training),
             )
         else:
             out = band_attention(qb, kw, vw, bias, key_bias(mw), globals_)
-        out = self._from_blocks(out, length)  # (B, T, N, V)
-        if global_attention_mask is None:
-            return self._output_dense(out)  # (B, T, D_out)
+        return self._from_blocks(out, length)  # (B, T, N, V)
 
-        # Global rows: each global token sees every real token.
+    def _global_rows(self, out, q, k, v, valid, glob, sequence, training):
+        """Each global token's row: attention to every real token."""
+        g_index = glob["index"]  # (B, G)
         if self.separate_global_projections:
-            qg = self._query_global_dense(gather_rows(query, g_index))  # (B,G,N,H)
-            qg = ops.multiply(qg, scale)
-            k_all = self._key_global_dense(query)  # (B, T, N, H)
-            v_all = self._value_global_dense(query)  # (B, T, N, V)
+            qg = self._query_global_dense(gather_rows(sequence, g_index))  # (B,G,N,H)
+            qg = ops.multiply(qg, ops.cast(self._inverse_sqrt_key_dim, qg.dtype))
+            k_all = self._key_global_dense(sequence)  # (B, T, N, H)
+            v_all = self._value_global_dense(sequence)  # (B, T, N, V)
         else:
             qg = gather_rows(q, g_index)  # (B, G, N, H)
             k_all, v_all = k, v
@@ -373,53 +371,43 @@ class LongformerAttention(MultiHeadAttention):
             ops.cast(row_probs, v_all.dtype), training=training
         )
         g_out = ops.einsum("bngt,btnv->bgnv", row_probs, v_all)  # (B, G, N, V)
-        slot = ops.clip(rank - 1, 0, slots - 1)  # (B, T)
+        slot = ops.clip(glob["rank"] - 1, 0, glob["slots"] - 1)  # (B, T)
         g_rows = gather_rows(ops.cast(g_out, out.dtype), slot)  # (B, T, N, V)
-        out = ops.where(selected[:, :, None, None], g_rows, out)
-        return self._output_dense(out)  # (B, T, D_out)
+        return ops.where(glob["selected"][:, :, None, None], g_rows, out)
 
-    def _dense_call(self, query, padding_mask, global_attention_mask, training):
+    def _dense_pattern(self, q, k, v, padding_mask, global_attention_mask,
+                       sequence, training):
         """The same attention computed densely, O(n^2), for a dynamic length.
 
         Used only when the sequence length is unknown at trace time (e.g. a
         SavedModel signature with a None length); numbers are the same
         (`max_global_tokens` is not applied).
         """
-        length = ops.shape(query)[1]
+        length = ops.shape(q)[1]
         pos = ops.arange(length, dtype="int32")
         rel = ops.expand_dims(pos, 1) - ops.expand_dims(pos, 0)  # (T, T)
         c, d = self.attention_window // 2, self.dilation
-        mask = ops.logical_and(ops.abs(rel) <= c * d, ops.mod(rel, d) == 0)
-        mask = ops.expand_dims(mask, 0)  # (1, T, T)
+        band = ops.logical_and(ops.abs(rel) <= c * d, ops.mod(rel, d) == 0)
+        mask = band[None, None]  # (1, 1, T, T)
         glob = None
         if global_attention_mask is not None:
             glob = as_bool_mask(global_attention_mask)  # (B, T)
             mask = ops.logical_or(
-                mask,
-                ops.logical_or(glob[:, None, :], glob[:, :, None]),
-            )  # (B, T, T)
-        if padding_mask is not None:
-            mask = ops.logical_and(mask, as_bool_mask(padding_mask)[:, None, :])
-        q = self._query_dense(query)  # (B, T, N, H)
-        k = self._key_dense(query)
-        v = self._value_dense(query)
-        out, _ = MultiHeadAttention._compute_attention(
-            self, q, k, v, attention_mask=mask, training=training
+                mask, ops.logical_or(glob[:, None, None, :], glob[:, None, :, None])
+            )  # (B, 1, T, T)
+        out, _ = super()._compute_attention(
+            q, k, v, padding_mask=padding_mask, attention_mask=mask, training=training
         )  # (B, T, N, V)
         if glob is not None and self.separate_global_projections:
-            rows = None
-            if padding_mask is not None:
-                rows = as_bool_mask(padding_mask)[:, None, :]  # (B, 1, T)
-            g_out, _ = MultiHeadAttention._compute_attention(
-                self,
-                self._query_global_dense(query),
-                self._key_global_dense(query),
-                self._value_global_dense(query),
-                attention_mask=rows,
+            g_out, _ = super()._compute_attention(
+                self._query_global_dense(sequence),
+                self._key_global_dense(sequence),
+                self._value_global_dense(sequence),
+                padding_mask=padding_mask,
                 training=training,
             )
             out = ops.where(glob[:, :, None, None], g_out, out)
-        return self._output_dense(out)  # (B, T, D_out)
+        return out
 
     # -- dense reference pattern ---------------------------------------------
 
@@ -442,17 +430,6 @@ class LongformerAttention(MultiHeadAttention):
             glob = np.asarray(global_attention_mask, bool)
             pattern |= glob[:, None, :] | glob[:, :, None]
         return pattern & valid[:, None, :]
-
-    def compute_output_shape(
-        self, query_shape, padding_mask_shape=None, global_attention_mask_shape=None
-    ):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
-
-    def compute_output_spec(self, query, **kwargs):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
-        )
 
     def get_config(self):
         config = super().get_config()

@@ -11,10 +11,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.attention.masking import MASK_VALUE
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 
@@ -66,17 +67,19 @@ class PerformerAttention(MultiHeadAttention):
         seed: seed of the random features (NumPy, at build time).
         **kwargs: `value_dim`, `use_bias`, `output_dim`,
             `kernel_initializer`, `bias_initializer` of `MultiHeadAttention`
-            and base layer arguments. `dropout` is not used: there is no
-            attention matrix to drop from.
+            and base layer arguments. `dropout` must be 0: there is no
+            attention matrix to drop from (a ValueError otherwise).
 
     Call arguments:
         query: (B, T, D_q).
         value: (B, S, D_v); defaults to `query`.
         key: (B, S, D_k); defaults to `value`.
         padding_mask: (B, S) bool, True for real keys; padded keys get zero
-            features. An explicit `attention_mask` is not supported (it
-            would need the T x S matrix).
+            features.
         use_causal_mask: prefix-sum (unidirectional) attention, T == S.
+        An explicit `attention_mask` or `attention_bias` (they would need
+        the T x S matrix), a `cache` and `return_attention_scores` raise the
+        dense core's shared `ValueError`.
 
     Returns:
         (B, T, output_dim); a query with no real key outputs zeros before
@@ -84,13 +87,25 @@ class PerformerAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import PerformerAttention
     >>> layer = PerformerAttention(num_heads=2, key_dim=8, num_random_features=32)
-    >>> layer(keras.random.normal((2, 10, 16)), use_causal_mask=True).shape
+    >>> tuple(layer(keras.random.normal((2, 10, 16)), use_causal_mask=True).shape)
     (2, 10, 16)
     """
 
+    _pattern_summary = "linear attention with positive random features"
+    _support = PatternSupport(
+        attention_mask=False, attention_bias=False, cache=False, attention_scores=False
+    )
+
     def __init__(self, num_heads, key_dim, num_random_features=256, seed=None, **kwargs):
         super().__init__(num_heads=num_heads, key_dim=key_dim, seed=seed, **kwargs)
+        if self.dropout:
+            raise ValueError(
+                "PerformerAttention forms no attention probabilities to drop: "
+                f"`dropout` must be 0; received {self.dropout}"
+            )
         self.num_random_features = check_positive_int(
             "num_random_features", num_random_features
         )
@@ -132,7 +147,7 @@ class PerformerAttention(MultiHeadAttention):
         else:
             masked = logits
             if mask is not None:
-                masked = ops.where(mask[:, :, None, None], logits, -1e30)
+                masked = ops.where(mask[:, :, None, None], logits, MASK_VALUE)
             stab = ops.max(masked, axis=(1, 3), keepdims=True)  # (B,1,N,1)
         phi = ops.exp(logits - ops.stop_gradient(stab))
         phi = phi / math.sqrt(float(self.num_random_features))
@@ -140,13 +155,21 @@ class PerformerAttention(MultiHeadAttention):
             phi = ops.where(mask[:, :, None, None], phi, 0.0)
         return phi
 
-    def _linear_attention(self, q, k, v, padding_mask=None, causal=False):
-        """(B,T,N,H), (B,S,N,H), (B,S,N,V) -> (B, T, N, V)."""
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           use_causal_mask=False, **kwargs):
+        """(B,T,N,H), (B,S,N,H), (B,S,N,V) -> ((B, T, N, V), None)."""
+        t_len, s_len = static_shape(query)[1], static_shape(key)[1]
+        if use_causal_mask and None not in (t_len, s_len) and t_len != s_len:
+            raise ValueError(
+                "PerformerAttention's causal (prefix-sum) form needs query and "
+                f"key of the same length; received query length {t_len}, key "
+                f"length {s_len}"
+            )
         mask = None if padding_mask is None else as_bool_mask(padding_mask)
-        phi_q = self._features(q, True)  # (B, T, N, M)
-        phi_k = self._features(k, False, mask)  # (B, S, N, M)
-        v32 = ops.cast(v, "float32")
-        if causal:
+        phi_q = self._features(query, True)  # (B, T, N, M)
+        phi_k = self._features(key, False, mask)  # (B, S, N, M)
+        v32 = ops.cast(value, "float32")
+        if use_causal_mask:
             kv = ops.cumsum(
                 ops.einsum("bsnm,bsnv->bsnmv", phi_k, v32), axis=1
             )  # (B, T, N, M, V) prefix sums
@@ -159,57 +182,8 @@ class PerformerAttention(MultiHeadAttention):
             num = ops.einsum("btnm,bnmv->btnv", phi_q, kv)
             den = ops.einsum("btnm,bnm->btn", phi_q, z)
         den = ops.where(den > 0.0, den, 1.0)
-        return ops.cast(num / ops.expand_dims(den, -1), v.dtype)  # (B,T,N,V)
-
-    def call(
-        self,
-        query,
-        value=None,
-        key=None,
-        padding_mask=None,
-        attention_mask=None,
-        attention_bias=None,
-        use_causal_mask=False,
-        training=None,
-    ):
-        if attention_mask is not None or attention_bias is not None:
-            raise ValueError(
-                "PerformerAttention supports `padding_mask` and "
-                "`use_causal_mask` only (an arbitrary attention_mask or "
-                "attention_bias needs the T x S matrix it avoids); received "
-                f"attention_mask={attention_mask is not None}, "
-                f"attention_bias={attention_bias is not None}"
-            )
-        value = query if value is None else value
-        key = value if key is None else key
-        q_shape, k_shape = static_shape(query), static_shape(key)
-        if padding_mask is not None:
-            check_same_dims(
-                "padding_mask",
-                static_shape(padding_mask),
-                (k_shape[0], k_shape[1]),
-                "(batch_size, key_length)",
-            )
-        if use_causal_mask and None not in (q_shape[1], k_shape[1]):
-            if q_shape[1] != k_shape[1]:
-                raise ValueError(
-                    "use_causal_mask needs query and key of the same length; "
-                    f"received query length {q_shape[1]}, key length {k_shape[1]}"
-                )
-        q = self._query_dense(query)  # (B, T, N, H)
-        k = self._key_dense(key)  # (B, S, N, H)
-        v = self._value_dense(value)  # (B, S, N, V)
-        out = self._linear_attention(q, k, v, padding_mask, use_causal_mask)
-        return self._output_dense(out)  # (B, T, D_out)
-
-    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
-
-    def compute_output_spec(self, query, value=None, key=None, **kwargs):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
-        )
+        out = ops.cast(num / ops.expand_dims(den, -1), value.dtype)  # (B,T,N,V)
+        return out, None
 
     def get_config(self):
         config = super().get_config()

@@ -11,11 +11,8 @@ import math
 import keras
 from keras import ops
 
-from kzoo.layers.attention.masking import merge_masks
-from kzoo.layers.attention.masking import validate_masks
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import check_same_dims
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import static_shape
 
 
@@ -56,8 +53,11 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 
     Implements the attention of "Transformer-XL: Attentive Language Models
     Beyond a Fixed-Length Context" (Dai et al., 2019). Keys and values are
-    computed from `concat([stop_gradient(memory), query])`; the score of
-    query i and key j is
+    computed from `value`, the memory followed by the segment:
+    `concat([stop_gradient(memory), query])` (the caller, e.g.
+    `TransformerXLBlock`, stops the memory's gradient); without it, from
+    `query` alone. The query at row i sits at absolute position M + i, with
+    M = S - T the memory length. The score of query i and key j is
 
         (q_i + u) . k_j  +  (q_i + v) . W_r R_{i - j}
 
@@ -65,7 +65,8 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     relative distance and u, v learned per-head biases. The second term is
     computed for every distance once (T x P) and moved into place with the
     pad-reshape-slice "relative shift", then handed to the dense core as an
-    additive `attention_bias`; masking and softmax are the core's.
+    additive `attention_bias` (on top of any bias given); masking and
+    softmax are the core's.
 
     Variables: those of `MultiHeadAttention` (`query`, `key`, `value`,
     `attention_output`, same shapes and order), then `position` (the W_r
@@ -81,13 +82,17 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 
     Call arguments:
         query: (B, T, D) current segment.
-        memory: optional (B, M, D) hidden states of the previous segment(s)
-            (no gradient flows into it).
+        value: optional (B, M + T, D): the memory (hidden states of the
+            previous segments) followed by the segment itself.
         padding_mask: optional (B, M + T) bool over memory and segment keys.
-        attention_mask: optional (B, T, M + T) bool.
+        attention_mask: optional mask over (T, M + T), any shape the dense
+            core takes.
+        attention_bias: optional float bias added to the scores.
         use_causal_mask: query i (at absolute position M + i) sees keys
-            j <= M + i. Defaults to True (a language model).
+            j <= M + i (a language model passes True).
         training: whether dropout is active.
+        A `cache` raises the dense core's shared `ValueError` (the memory
+        is this layer's cache).
 
     Returns:
         (B, T, output_dim). A fully masked query row outputs zeros before the
@@ -95,18 +100,23 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> from keras import ops
+    >>> from kzoo.layers import RelativeMultiHeadAttention
     >>> layer = RelativeMultiHeadAttention(num_heads=2, key_dim=8)
     >>> x, mem = keras.random.normal((2, 4, 16)), keras.random.normal((2, 6, 16))
-    >>> layer(x, memory=mem).shape
+    >>> keys = ops.concatenate([mem, x], axis=1)
+    >>> tuple(layer(x, value=keys, use_causal_mask=True).shape)
     (2, 4, 16)
     """
 
-    def build(self, query_shape, memory_shape=None, **kwargs):
-        check_rank("query", query_shape, 3, "(batch, segment_length, dim)")
-        if memory_shape is not None:
-            check_rank("memory", memory_shape, 3, "(batch, memory_length, dim)")
-        super().build(query_shape)
+    _pattern_summary = "relative positions over memory and segment"
+    _support = PatternSupport(cache=False)
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        super().build(query_shape, value_shape, key_shape)
         n, h = self.num_heads, self.key_dim
+        self._model_dim = query_shape[-1]
         kernel_init = self.kernel_initializer.__class__.from_config(
             self.kernel_initializer.get_config()
         )
@@ -139,71 +149,40 @@ class RelativeMultiHeadAttention(MultiHeadAttention):
     def position_bias(self):
         return self._biases.weights[1]
 
-    def call(
-        self,
-        query,
-        memory=None,
-        padding_mask=None,
-        attention_mask=None,
-        use_causal_mask=True,
-        training=None,
-    ):
-        if memory is not None:
-            check_same_dims(
-                "memory",
-                static_shape(memory),
-                (static_shape(query)[0], None, static_shape(query)[2]),
-                "(batch_size, memory_length, dim)",
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           attention_mask=None, attention_bias=None,
+                           use_causal_mask=False, training=None,
+                           return_attention_scores=False, **kwargs):
+        """Content + relative position scores, then the dense core."""
+        t_len, s_len = static_shape(query)[1], static_shape(key)[1]
+        if None not in (t_len, s_len) and s_len < t_len:
+            raise ValueError(
+                "RelativeMultiHeadAttention takes keys made of the memory "
+                "followed by the segment, at least as long as the query; "
+                f"received query length {t_len} and key length {s_len}"
             )
-            memory = ops.stop_gradient(ops.cast(memory, query.dtype))
-            keys_in = ops.concatenate([memory, query], axis=1)  # (B, S, D)
-        else:
-            keys_in = query
-        validate_masks(
-            static_shape(query), static_shape(keys_in), padding_mask, attention_mask
-        )
-        t = ops.shape(query)[1]
-        s = ops.shape(keys_in)[1]
-        m = s - t
-        q = self._query_dense(query)  # (B, T, N, H)
-        k = self._key_dense(keys_in)  # (B, S, N, H)
-        v = self._value_dense(keys_in)  # (B, S, N, V)
-
+        t, s = ops.shape(query)[1], ops.shape(key)[1]
         # Relative distances S-1, ..., -(T-1): every (i, j) pair's i + M - j.
         distances = ops.cast(s - 1 - ops.arange(s + t - 1), "float32")  # (P,)
-        r = relative_sinusoids(distances, static_shape(query)[-1])  # (P, D)
+        r = relative_sinusoids(distances, self._model_dim)  # (P, D)
         r = self._position_dense(ops.cast(r, self.compute_dtype))  # (P, N, H)
-        scale = self._inverse_sqrt_key_dim
-        q_pos = q + ops.cast(self.position_bias, q.dtype)  # (B, T, N, H)
+        q_pos = query + ops.cast(self.position_bias, query.dtype)  # (B, T, N, H)
         position_scores = ops.einsum(
             "btnh,pnh->bntp", ops.cast(q_pos, "float32"), ops.cast(r, "float32")
         )  # (B, N, T, P)
-        position_scores = relative_shift(position_scores, s) * scale  # (B,N,T,S)
-
-        mask = merge_masks(
-            t,
-            s,
+        bias = relative_shift(position_scores, s) * self._inverse_sqrt_key_dim
+        if attention_bias is not None:
+            bias = bias + ops.cast(attention_bias, "float32")  # (B, N, T, S)
+        q_content = query + ops.cast(self.content_bias, query.dtype)  # (B,T,N,H)
+        return super()._compute_attention(
+            q_content,
+            key,
+            value,
             padding_mask=padding_mask,
             attention_mask=attention_mask,
+            attention_bias=bias,
             use_causal_mask=use_causal_mask,
-            query_offset=m,
-        )
-        q_content = q + ops.cast(self.content_bias, q.dtype)  # (B, T, N, H)
-        output, _ = self._compute_attention(
-            q_content,
-            k,
-            v,
-            attention_mask=mask,
-            attention_bias=position_scores,
+            query_offset=s - t,
             training=training,
-        )  # (B, T, N, V)
-        return self._output_dense(output)  # (B, T, D_out)
-
-    def compute_output_shape(self, query_shape, memory_shape=None, **kwargs):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
-
-    def compute_output_spec(self, query, memory=None, **kwargs):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+            return_attention_scores=return_attention_scores,
         )

@@ -7,9 +7,9 @@ import pytest
 from keras import ops
 
 from kzoo.layers import MultiHeadAttention
-from kzoo.layers.sparse.bigbird_attention import BigBirdAttention
+from kzoo.layers.attention.bigbird_attention import BigBirdAttention
 from tests.harness import run_layer_test
-from tests.layers.sparse.test_longformer_attention import _grads
+from tests.layers.attention.test_longformer_attention import _grads
 
 
 def _data(batch=2, length=24, dim=8, seed=0):

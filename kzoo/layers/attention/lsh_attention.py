@@ -6,22 +6,17 @@ Einsum letters used in this file:
     (`bucket_size`), J keys seen by a chunk (L, or 2L with the look-back).
 """
 
-import math
-
 import keras
 from keras import ops
 
+from kzoo.layers.attention.masking import MASK_VALUE
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
-from kzoo.layers.dropout import Dropout
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
-
-_MASK_VALUE = -1e30
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -44,10 +39,12 @@ class LSHAttention(MultiHeadAttention):
     scores)`, which is exact attention over the union of the rounds' keys
     when the rounds see disjoint keys (duplicates are not de-duplicated).
 
-    Variables: `query`, `value` and `attention_output` exactly as in
-    `MultiHeadAttention` (same names, shapes and order); there is no `key`
-    projection, since keys are the normalised queries. A dense layer's
-    weights therefore copy in by dropping its `key` kernel and bias.
+    Shared-QK attention inside the dense core's contract: the class declares
+    `_shares_query_key`, so the core builds no `key` projection and hands
+    `_compute_attention` the projected queries as keys. Variables: `query`,
+    `value` and `attention_output` exactly as in `MultiHeadAttention` (same
+    names, shapes and order); a dense layer's weights copy in by dropping
+    its `key` kernel and bias.
 
     The rotations come from `seed`. By default they are a fixed, stateless
     draw (the same in training and inference and after reloading), so the
@@ -68,7 +65,6 @@ class LSHAttention(MultiHeadAttention):
         num_buckets: buckets per round: 1 (no hashing: order by position) or
             an even number; `None` chooses `2 * T // bucket_size` (at least 2)
             from the static sequence length, as in the paper.
-        causal: whether position t attends only to positions s <= t.
         seed: integer seed of the random rotations (also used for dropout).
         redraw_rotations: draw new rotations at every training call (True)
             or keep the fixed draw from `seed` (False).
@@ -80,7 +76,12 @@ class LSHAttention(MultiHeadAttention):
         query: (B, T, D) inputs (self-attention only).
         padding_mask: (B, T) bool, True for real tokens; padded keys are
             never attended.
+        use_causal_mask: whether position t attends only to positions
+            s <= t.
         training: whether dropout is active.
+        A `value` / `key` other than `query`, `attention_mask`,
+        `attention_bias`, `cache` and `return_attention_scores` raise the
+        dense core's shared `ValueError`.
 
     Returns:
         (B, T, output_dim). A query that can see no real key outputs zeros
@@ -88,11 +89,18 @@ class LSHAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import LSHAttention
     >>> layer = LSHAttention(num_heads=2, key_dim=8, num_hashes=2,
-    ...                      bucket_size=4, causal=True, seed=1)
-    >>> layer(keras.random.normal((2, 16, 16))).shape
+    ...                      bucket_size=4, seed=1)
+    >>> x = keras.random.normal((2, 16, 16))
+    >>> tuple(layer(x, use_causal_mask=True).shape)
     (2, 16, 16)
     """
+
+    _pattern_summary = "hashed buckets with shared queries and keys"
+    _support = PatternSupport.sparse_self_attention(causal_forms=(False, True))
+    _shares_query_key = True
 
     def __init__(
         self,
@@ -101,7 +109,6 @@ class LSHAttention(MultiHeadAttention):
         num_hashes=1,
         bucket_size=64,
         num_buckets=None,
-        causal=False,
         seed=None,
         redraw_rotations=False,
         **kwargs,
@@ -124,25 +131,6 @@ class LSHAttention(MultiHeadAttention):
                 "`num_buckets` must be 1 or an even positive integer (hashing "
                 f"takes an argmax over [xR; -xR]); received {num_buckets!r}"
             )
-        self.causal = bool(causal)
-
-    def build(self, query_shape, padding_mask_shape=None):
-        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
-        n, h, v = self.num_heads, self.key_dim, self._value_dim
-        out_dim = self.output_dim or query_shape[-1]
-        # MultiHeadAttention's variables, minus `key` (shared with `query`).
-        self._query_dense = self._dense("abc,cde->abde", (None, n, h), "de", "query")
-        self._query_dense.build(query_shape)
-        self._value_dense = self._dense("abc,cde->abde", (None, n, v), "de", "value")
-        self._value_dense.build(query_shape)
-        self._output_dense = self._dense(
-            "abcd,cde->abe", (None, out_dim), "e", "attention_output"
-        )
-        self._output_dense.build((query_shape[0], query_shape[1], n, v))
-        self._dropout_layer = Dropout(
-            self.dropout, seed=self.seed, dtype=self.dtype_policy
-        )
-        self._inverse_sqrt_key_dim = 1.0 / math.sqrt(float(h))
 
     def _buckets_for(self, length):
         if self.num_buckets is not None:
@@ -174,34 +162,51 @@ class LSHAttention(MultiHeadAttention):
         rotated = ops.concatenate([rotated, -rotated], axis=-1)  # (B,N,R,T,2K)
         return ops.cast(ops.argmax(rotated, axis=-1), "int32")  # (B, N, R, T)
 
-    def _compute_lsh_attention(self, q, v, padding_mask, training=None):
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           use_causal_mask=False, training=None, **kwargs):
         """LSH attention on projected heads.
 
         Args:
-            q: (B, T, N, H) shared query-key heads.
-            v: (B, T, N, V) value heads.
+            query: (B, T, N, H) shared query-key heads (`key` is the same).
+            value: (B, T, N, V) value heads.
             padding_mask: (B, T) bool or None.
 
         Returns:
-            (B, T, N, V).
+            `((B, T, N, V), None)`.
         """
-        length = static_shape(q)[1]
+        length = static_shape(query)[1]
+        if length is not None:
+            check_divisible("sequence_length", length, "bucket_size", self.bucket_size)
+        q = ops.transpose(query, (0, 2, 1, 3))  # (B, N, T, H)
+        v = ops.transpose(value, (0, 2, 1, 3))  # (B, N, T, V)
         num_buckets = self._buckets_for(length)
-        t = ops.shape(q)[1]
-        r, size = self.num_hashes, self.bucket_size
-        q = ops.transpose(q, (0, 2, 1, 3))  # (B, N, T, H)
-        v = ops.transpose(v, (0, 2, 1, 3))  # (B, N, T, V)
         buckets = self._hash(q, num_buckets, training)  # (B, N, R, T)
+        undo, pos = self._sort(buckets, num_buckets)  # (B, N, RT) each
+        out, lse = self._chunk_attention(
+            q, v, pos, padding_mask, use_causal_mask, length, training
+        )  # (B, N, RT, V), (B, N, RT), in sorted order
+        return self._combine_rounds(out, lse, undo, v.dtype), None
 
-        # Sort by (round, bucket, position): unique keys, so any sort works.
+    def _sort(self, buckets, num_buckets):
+        """Sort by (round, bucket, position): the inverse of the order and
+        the original position of each sorted slot, (B, N, R T) each."""
+        t, r = ops.shape(buckets)[3], self.num_hashes
         rounds = ops.reshape(ops.arange(r, dtype="int32"), (1, 1, r, 1))
         positions = ops.arange(t, dtype="int32")  # (T,)
+        # Unique keys, so any sort works.
         sort_key = (buckets + rounds * num_buckets) * t + positions  # (B,N,R,T)
-        sort_key = ops.reshape(sort_key, (ops.shape(q)[0], self.num_heads, -1))
+        sort_key = ops.reshape(sort_key, (ops.shape(buckets)[0], self.num_heads, -1))
         order = ops.cast(ops.argsort(sort_key, axis=-1), "int32")  # (B, N, RT)
         undo = ops.cast(ops.argsort(order, axis=-1), "int32")  # (B, N, RT)
-        pos = order % t  # original position of each sorted slot (B, N, RT)
+        return undo, order % t
 
+    def _chunk_attention(self, q, v, pos, padding_mask, causal, length, training):
+        """Each chunk of sorted slots attends to itself and the chunk before.
+
+        Returns the (B, N, R T, V) outputs and (B, N, R T) float32
+        log-sum-exps of the sorted slots.
+        """
+        size, r = self.bucket_size, self.num_hashes
         sq = ops.take_along_axis(q, ops.expand_dims(pos, -1), axis=2)  # (B,N,RT,H)
         sv = ops.take_along_axis(v, ops.expand_dims(pos, -1), axis=2)  # (B,N,RT,V)
         # Keys are the unit-normalised queries, scaled by 1/sqrt(H).
@@ -215,7 +220,6 @@ class LSHAttention(MultiHeadAttention):
             shape = ops.shape(x)
             return ops.reshape(x, (shape[0], shape[1], -1, size) + tuple(shape[3:]))
 
-        cq, ck, cv, cpos = chunk(sq), chunk(sk), chunk(sv), chunk(pos)
         num_chunks = None if length is None else r * length // size
         look_back = num_chunks is None or num_chunks > 1
 
@@ -224,13 +228,29 @@ class LSHAttention(MultiHeadAttention):
                 return x
             return ops.concatenate([x, ops.roll(x, 1, axis=2)], axis=3)
 
-        kk, kv, kpos = with_previous(ck), with_previous(cv), with_previous(cpos)
+        cq, cpos = chunk(sq), chunk(pos)
+        kk, kv, kpos = with_previous(chunk(sk)), with_previous(chunk(sv)), with_previous(cpos)
         scores = ops.einsum("bncqh,bnckh->bncqk", cq, kk)  # (B, N, C, L, J)
+        mask = self._chunk_mask(cpos, kpos, padding_mask, causal)  # (B,N,C,L,J)
+        scores = ops.cast(scores, "float32")
+        probs = masked_softmax(scores, mask)  # float32
+        lse = ops.logsumexp(ops.where(mask, scores, MASK_VALUE), axis=-1)
+        probs = self._dropout_layer(ops.cast(probs, q.dtype), training=training)
+        out = ops.einsum("bncqk,bnckv->bncqv", probs, kv)  # (B, N, C, L, V)
+        b = ops.shape(out)[0]
+        return (
+            ops.reshape(out, (b, self.num_heads, -1, self._value_dim)),
+            ops.reshape(lse, (b, self.num_heads, -1)),
+        )
 
+    @staticmethod
+    def _chunk_mask(cpos, kpos, padding_mask, causal):
+        """Which keys of a chunk a query may see: causal, real, and itself
+        only when nothing else is available. (B, N, C, L, J) bool."""
         qp = ops.expand_dims(cpos, -1)  # (B, N, C, L, 1)
         kp = ops.expand_dims(kpos, -2)  # (B, N, C, 1, J)
         allowed = ops.ones_like(qp == kp)
-        if self.causal:
+        if causal:
             allowed = ops.logical_and(allowed, kp <= qp)
         if padding_mask is not None:
             pad = as_bool_mask(padding_mask)  # (B, T)
@@ -238,20 +258,13 @@ class LSHAttention(MultiHeadAttention):
             key_real = ops.take_along_axis(pad, flat, axis=1)
             key_real = ops.reshape(key_real, ops.shape(kpos))  # (B, N, C, J)
             allowed = ops.logical_and(allowed, ops.expand_dims(key_real, -2))
-        # Never attend to self unless nothing else is available.
         others = ops.logical_and(allowed, qp != kp)
         has_other = ops.any(others, axis=-1, keepdims=True)
-        mask = ops.where(has_other, others, allowed)  # (B, N, C, L, J)
+        return ops.where(has_other, others, allowed)
 
-        scores = ops.cast(scores, "float32")
-        probs = masked_softmax(scores, mask)  # float32
-        lse = ops.logsumexp(ops.where(mask, scores, _MASK_VALUE), axis=-1)
-        probs = self._dropout_layer(ops.cast(probs, q.dtype), training=training)
-        out = ops.einsum("bncqk,bnckv->bncqv", probs, kv)  # (B, N, C, L, V)
-
-        b = ops.shape(out)[0]
-        out = ops.reshape(out, (b, self.num_heads, -1, self._value_dim))  # (B,N,RT,V)
-        lse = ops.reshape(lse, (b, self.num_heads, -1))  # (B, N, RT)
+    def _combine_rounds(self, out, lse, undo, dtype):
+        """Unsort, then weight the rounds by softmax of their log-sum-exps."""
+        b, r = ops.shape(out)[0], self.num_hashes
         out = ops.take_along_axis(out, ops.expand_dims(undo, -1), axis=2)
         lse = ops.take_along_axis(lse, undo, axis=2)
         out = ops.reshape(out, (b, self.num_heads, r, -1, self._value_dim))
@@ -263,32 +276,7 @@ class LSHAttention(MultiHeadAttention):
             out = ops.sum(
                 ops.cast(out, "float32") * ops.expand_dims(weights, -1), axis=2
             )  # (B, N, T, V)
-        return ops.transpose(ops.cast(out, v.dtype), (0, 2, 1, 3))  # (B,T,N,V)
-
-    def call(self, query, padding_mask=None, training=None):
-        shape = static_shape(query)
-        if shape is not None and shape[1] is not None:
-            check_divisible("sequence_length", shape[1], "bucket_size", self.bucket_size)
-        if padding_mask is not None:
-            check_same_dims(
-                "padding_mask",
-                static_shape(padding_mask),
-                (shape[0], shape[1]),
-                "(batch_size, sequence_length)",
-            )
-        q = self._query_dense(query)  # (B, T, N, H)
-        v = self._value_dense(query)  # (B, T, N, V)
-        out = self._compute_lsh_attention(q, v, padding_mask, training=training)
-        return self._output_dense(out)  # (B, T, D_out)
-
-    def compute_output_shape(self, query_shape, padding_mask_shape=None):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
-
-    def compute_output_spec(self, query, padding_mask=None, training=None):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
-        )
+        return ops.transpose(ops.cast(out, dtype), (0, 2, 1, 3))  # (B, T, N, V)
 
     def get_config(self):
         config = super().get_config()
@@ -297,7 +285,6 @@ class LSHAttention(MultiHeadAttention):
                 "num_hashes": self.num_hashes,
                 "bucket_size": self.bucket_size,
                 "num_buckets": self.num_buckets,
-                "causal": self.causal,
                 "redraw_rotations": self.redraw_rotations,
             }
         )

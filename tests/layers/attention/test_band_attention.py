@@ -3,10 +3,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.sparse.band_attention import band_attention
-from kzoo.layers.sparse.band_attention import band_attention_forward
-from kzoo.layers.sparse.band_attention import band_bias
-from kzoo.layers.sparse.band_attention import key_bias
+from kzoo.layers.attention.band_attention import band_attention
+from kzoo.layers.attention.band_attention import band_attention_forward
+from kzoo.layers.attention.band_attention import band_bias
+from kzoo.layers.attention.band_attention import key_bias
 
 # B=1, N=2, d=1, nb=3 blocks of c=2 rows; window of 1 block on each side
 # (K = 6 keys) cut to 2 lane steps each side; G=2 global keys.

@@ -1,6 +1,6 @@
 """Backend-specific pieces of the reversible stack's backward pass.
 
-`ReversibleEncoder` (reversible.py) is written with `keras.ops`; the two
+`ReversibleEncoder` (kzoo/layers/reversible/reversible_encoder.py) is written with `keras.ops`; the two
 things Keras 3 has no backend-neutral form for live here, each dispatched on
 `keras.backend.backend()`:
 

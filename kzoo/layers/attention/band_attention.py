@@ -6,7 +6,7 @@ of blocks i - p, ..., i + p (its "window", built by the caller with
 `neighbour_blocks`), plus optionally G global keys shared by every block.
 Every product is one batched matmul over (batch, heads, lanes, blocks); the
 softmax over the K + G columns is computed in float32 from an additive
-bias: a static (c, K) band bias (numpy, 0 or -1e30) plus a small per-block
+bias: a static (c, K) band bias (numpy, 0 or MASK_VALUE) plus a small per-block
 key bias (which keys of the window exist and are real).
 
 Einsum letters: B batch, N heads, d dilation lane, q query block, c row of
@@ -29,10 +29,9 @@ get no gradient without any mask in the backward pass.
 import numpy as np
 from keras import ops
 
-# A float32 "minus infinity" that stays finite after adding any real score.
-MASK_VALUE = -1e30
-# A row whose largest biased score is below this saw no key: output zero.
-_EMPTY_ROW = -1e29
+from kzoo.layers.attention.masking import EMPTY_ROW_THRESHOLD
+from kzoo.layers.attention.masking import MASK_VALUE
+from kzoo.layers.attention.masking import additive_mask
 
 
 def _local(equation, x, y):
@@ -69,8 +68,7 @@ def band_bias(block, previous, following, reach):
 
 def key_bias(key_valid):
     """(..., K) boolean key validity -> (..., 1, K) float32 additive bias."""
-    bias = ops.where(key_valid, 0.0, MASK_VALUE)
-    return ops.expand_dims(ops.cast(bias, "float32"), -2)
+    return ops.expand_dims(additive_mask(key_valid), -2)
 
 
 def band_attention_forward(
@@ -112,7 +110,7 @@ def band_attention_forward(
         eg = ops.exp(g_scores - top)
         total = total + ops.sum(eg, axis=-1, keepdims=True)
     # 1 / total for rows that saw a key, 0 for rows that saw none.
-    scale = ops.where(top > _EMPTY_ROW, 1.0 / total, 0.0)
+    scale = ops.where(top > EMPTY_ROW_THRESHOLD, 1.0 / total, 0.0)
     p = e * scale  # (B, N, d, nb, c, K) float32
     pv = ops.cast(p, vw.dtype)
     if dropout is not None:

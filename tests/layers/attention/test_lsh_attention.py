@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.sparse.lsh_attention import LSHAttention
+from kzoo.layers.attention.lsh_attention import LSHAttention
 from tests.harness import run_layer_test
 
 
@@ -61,9 +61,9 @@ def test_one_bucket_equals_dense_shared_qk(causal, num_hashes):
     pad = _padding()
     layer = LSHAttention(
         num_heads=2, key_dim=4, num_hashes=num_hashes, bucket_size=8,
-        num_buckets=1, causal=causal, seed=3,
+        num_buckets=1, seed=3,
     )
-    out = layer(x, padding_mask=pad)
+    out = layer(x, padding_mask=pad, use_causal_mask=causal)
     ref = _dense_shared_qk(layer, x, pad, causal=causal)
     np.testing.assert_allclose(ops.convert_to_numpy(out), ref, atol=1e-5, rtol=1e-5)
 
@@ -73,9 +73,9 @@ def test_chunks_attend_to_own_and_previous_chunk():
     # keys from the start of the previous chunk up to t.
     x = _data(t=12)
     layer = LSHAttention(
-        num_heads=2, key_dim=4, bucket_size=4, num_buckets=1, causal=True
+        num_heads=2, key_dim=4, bucket_size=4, num_buckets=1
     )
-    out = layer(x)
+    out = layer(x, use_causal_mask=True)
     t = np.arange(12)
     chunk = t // 4
     band = (t[None, :] <= t[:, None]) & (chunk[None, :] >= chunk[:, None] - 1)
@@ -151,10 +151,11 @@ def test_harness_causal_with_padding():
         LSHAttention,
         {
             "num_heads": 2, "key_dim": 4, "num_hashes": 2, "bucket_size": 4,
-            "num_buckets": 2, "causal": True, "seed": 1,
+            "num_buckets": 2, "seed": 1,
             "redraw_rotations": True,  # the fit step draws new rotations
         },
         {"query": _data(), "padding_mask": _padding()},
+        call_kwargs={"use_causal_mask": True},
         expected_output_shape=(2, 8, 8),
     )
 

@@ -10,17 +10,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.attention.blocking import neighbour_blocks
+from kzoo.layers.attention.blocking import pad_axis
+from kzoo.layers.attention.blocking import padded_length
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
-from kzoo.layers.sparse.blocking import neighbour_blocks
-from kzoo.layers.sparse.blocking import pad_axis
-from kzoo.layers.sparse.blocking import reject_dense_masks
-from kzoo.layers.sparse.blocking import padded_length
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 
@@ -67,10 +65,11 @@ class SparseTransformerAttention(MultiHeadAttention):
     Call arguments:
         query: (B, T, D), the sequence (causal self-attention only).
         padding_mask: (B, T) bool, True for real tokens.
+        use_causal_mask: must be True: the pattern is causal only (False
+            raises the dense core's shared `ValueError`, as do a `value` /
+            `key` other than `query`, `attention_mask`, `attention_bias`,
+            `cache` and `return_attention_scores`).
         training: whether dropout is active.
-        attention_mask, attention_bias: accepted so that the layer fits a
-            Transformer block's attention slot; must be None.
-        use_causal_mask: ignored: the layer is always causal.
 
     Returns:
         (B, T, output_dim). A row that sees no real token gets zero
@@ -78,11 +77,17 @@ class SparseTransformerAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import SparseTransformerAttention
     >>> layer = SparseTransformerAttention(num_heads=2, key_dim=8,
     ...                                    pattern="fixed", stride=4)
-    >>> layer(keras.random.normal((2, 16, 16))).shape
+    >>> x = keras.random.normal((2, 16, 16))
+    >>> tuple(layer(x, use_causal_mask=True).shape)
     (2, 16, 16)
     """
+
+    _pattern_summary = "the causal strided / fixed factorized pattern"
+    _support = PatternSupport.sparse_self_attention(causal_forms=(True,))
 
     def __init__(
         self, num_heads, key_dim, pattern="strided", stride=16, num_summary=1, **kwargs
@@ -97,10 +102,6 @@ class SparseTransformerAttention(MultiHeadAttention):
                 f"received {num_summary}"
             )
 
-    def build(self, query_shape, padding_mask_shape=None):
-        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
-        super().build(query_shape)
-
     def attention_pattern(self, sequence_length):
         """The dense causal (T, T) boolean mask of the pattern (for tests)."""
         t = np.arange(sequence_length)[:, None]
@@ -112,35 +113,17 @@ class SparseTransformerAttention(MultiHeadAttention):
             allowed = (s // l == t // l) | (s % l >= l - self.num_summary)
         return allowed & (s <= t)
 
-    def call(
-        self,
-        query,
-        padding_mask=None,
-        training=None,
-        attention_mask=None,
-        attention_bias=None,
-        use_causal_mask=False,
-    ):
-        reject_dense_masks("SparseTransformerAttention", attention_mask, attention_bias)
-        shape = static_shape(query)
-        check_rank("query", shape, 3, "(batch, sequence_length, dim)")
-        length = shape[1]
-        if padding_mask is not None:
-            check_same_dims(
-                "padding_mask",
-                static_shape(padding_mask),
-                (shape[0], length),
-                "(batch_size, sequence_length)",
-            )
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           training=None, **kwargs):
+        """The factorized pattern on (B, T, N, H) heads -> (B, T, N, V)."""
+        length = static_shape(query)[1]
         if length is None:
-            return self._dense_call(query, padding_mask, training)
+            return self._dense_pattern(query, key, value, padding_mask, training), None
         l = self.stride
         padded = padded_length(length, l)
         nb, extra = padded // l, padded - length
-        n_heads = self.num_heads
-        batch = ops.shape(query)[0]
         if padding_mask is None:
-            valid = ops.ones((batch, length), "bool")
+            valid = ops.ones(ops.shape(query)[:2], "bool")
         else:
             valid = as_bool_mask(padding_mask)
         valid = ops.reshape(pad_axis(valid, 1, 0, extra, False), (-1, 1, nb, l))
@@ -149,45 +132,63 @@ class SparseTransformerAttention(MultiHeadAttention):
             x = ops.reshape(pad_axis(x, 1, 0, extra), (-1, nb, l) + tuple(x.shape[2:]))
             return ops.transpose(x, (0, 3, 1, 2, 4))
 
-        q = self._query_dense(query)  # (B, T, N, H)
-        q = blocks(ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype)))
-        k = blocks(self._key_dense(query))  # (B, N, nb, l, H)
-        v = blocks(self._value_dense(query))  # (B, N, nb, l, V)
-        a = np.arange(l)[:, None]
-        earlier = np.arange(nb)[:, None] > np.arange(nb)[None, :]  # (i, j): j < i
-
+        q = blocks(ops.multiply(query, ops.cast(self._inverse_sqrt_key_dim, query.dtype)))
+        k, v = blocks(key), blocks(value)  # (B, N, nb, l, H|V)
         if self.pattern == "strided":
-            # Local factor: the previous l tokens, from blocks i-1 and i.
-            k_loc = neighbour_blocks(k, 2, previous=1, following=0)  # (B,N,nb,2l,H)
-            v_loc = neighbour_blocks(v, 2, previous=1, following=0)
-            m_loc = neighbour_blocks(valid, 2, value=False, previous=1, following=0)
-            j = np.arange(2 * l)[None, :]
-            band = (j > a) & (j <= a + l)  # 0 <= t - s < l, as (l, 2l)
-            m_loc = ops.logical_and(m_loc[:, :, :, None, :], band)  # (B,1,nb,l,2l)
-            s_loc = ops.einsum("bniah,bnikh->bniak", q, k_loc)  # (B,N,nb,l,2l)
-            # Strided factor: same row a of every earlier block j < i.
-            s_far = ops.einsum("bniah,bnjah->bniaj", q, k)  # (B,N,nb,l,nb)
-            m_far = ops.logical_and(
-                ops.transpose(valid, (0, 1, 3, 2))[:, :, None],  # (B,1,1,l,nb)
-                earlier[:, None, :],  # (nb, 1, nb)
-            )  # (B, 1, nb, l, nb)
+            parts = self._strided_factors(q, k, v, valid)
         else:
-            # Local factor: own block, causal.
-            k_loc, v_loc = k, v
-            m_loc = ops.logical_and(
-                valid[:, :, :, None, :], a >= np.arange(l)[None, :]
-            )  # (B, 1, nb, l, l)
-            s_loc = ops.einsum("bniah,bnikh->bniak", q, k)  # (B,N,nb,l,l)
-            # Summary factor: last c tokens of every earlier block.
-            c = self.num_summary
-            k_sum = ops.reshape(k[:, :, :, l - c :], (-1, n_heads, nb * c, k.shape[-1]))
-            v_sum = ops.reshape(v[:, :, :, l - c :], (-1, n_heads, nb * c, v.shape[-1]))
-            s_far = ops.einsum("bniah,bneh->bniae", q, k_sum)  # (B,N,nb,l,nb*c)
-            m_sum = ops.reshape(valid[:, :, :, l - c :], (-1, 1, 1, 1, nb * c))
-            m_far = ops.logical_and(
-                m_sum, np.repeat(earlier, c, axis=1)[:, None, :]
-            )  # (B, 1, nb, l, nb*c)
+            parts = self._fixed_factors(q, k, v, valid)
+        out = self._combine(*parts, training)  # (B, N, nb, l, V)
+        out = ops.transpose(out, (0, 2, 3, 1, 4))  # (B, nb, l, N, V)
+        return ops.reshape(out, (-1, padded, self.num_heads, out.shape[-1]))[:, :length], None
 
+    def _strided_factors(self, q, k, v, valid):
+        """Local: the previous l tokens (blocks i-1 and i); far: the same row
+        of every earlier block. Returns scores, masks and values of both."""
+        l, nb = self.stride, q.shape[2]
+        a = np.arange(l)[:, None]
+        k_loc = neighbour_blocks(k, 2, previous=1, following=0)  # (B,N,nb,2l,H)
+        v_loc = neighbour_blocks(v, 2, previous=1, following=0)
+        m_loc = neighbour_blocks(valid, 2, value=False, previous=1, following=0)
+        j = np.arange(2 * l)[None, :]
+        band = (j > a) & (j <= a + l)  # 0 <= t - s < l, as (l, 2l)
+        m_loc = ops.logical_and(m_loc[:, :, :, None, :], band)  # (B,1,nb,l,2l)
+        s_loc = ops.einsum("bniah,bnikh->bniak", q, k_loc)  # (B,N,nb,l,2l)
+        s_far = ops.einsum("bniah,bnjah->bniaj", q, k)  # (B,N,nb,l,nb)
+        earlier = np.arange(nb)[:, None] > np.arange(nb)[None, :]  # (i, j): j < i
+        m_far = ops.logical_and(
+            ops.transpose(valid, (0, 1, 3, 2))[:, :, None],  # (B,1,1,l,nb)
+            earlier[:, None, :],  # (nb, 1, nb)
+        )  # (B, 1, nb, l, nb)
+        return (s_loc, m_loc, v_loc, "bniak,bnikv->bniav"), (
+            s_far, m_far, v, "bniaj,bnjav->bniav")
+
+    def _fixed_factors(self, q, k, v, valid):
+        """Local: own block, causal; far: the last c tokens of every earlier
+        block (the summaries). Returns scores, masks and values of both."""
+        l, nb, c = self.stride, q.shape[2], self.num_summary
+        n = self.num_heads
+        a = np.arange(l)[:, None]
+        m_loc = ops.logical_and(
+            valid[:, :, :, None, :], a >= np.arange(l)[None, :]
+        )  # (B, 1, nb, l, l)
+        s_loc = ops.einsum("bniah,bnikh->bniak", q, k)  # (B,N,nb,l,l)
+        k_sum = ops.reshape(k[:, :, :, l - c :], (-1, n, nb * c, k.shape[-1]))
+        v_sum = ops.reshape(v[:, :, :, l - c :], (-1, n, nb * c, v.shape[-1]))
+        s_far = ops.einsum("bniah,bneh->bniae", q, k_sum)  # (B,N,nb,l,nb*c)
+        m_sum = ops.reshape(valid[:, :, :, l - c :], (-1, 1, 1, 1, nb * c))
+        earlier = np.arange(nb)[:, None] > np.arange(nb)[None, :]
+        m_far = ops.logical_and(
+            m_sum, np.repeat(earlier, c, axis=1)[:, None, :]
+        )  # (B, 1, nb, l, nb*c)
+        return (s_loc, m_loc, v, "bniak,bnikv->bniav"), (
+            s_far, m_far, v_sum, "bniae,bnev->bniav")
+
+    def _combine(self, local, far, training):
+        """One float32 softmax over both factors' columns, then the values."""
+        s_loc, m_loc, v_loc, loc_eq = local
+        s_far, m_far, v_far, far_eq = far
+        batch, nb, l = ops.shape(s_loc)[0], s_loc.shape[2], s_loc.shape[3]
         width = s_loc.shape[-1]
         probs = masked_softmax(
             ops.concatenate([s_loc, s_far], axis=-1),
@@ -199,24 +200,17 @@ class SparseTransformerAttention(MultiHeadAttention):
                 axis=-1,
             ),
         )  # (B, N, nb, l, width + far), float32
-        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
-        p_loc, p_far = probs[..., :width], probs[..., width:]
-        out = ops.einsum("bniak,bnikv->bniav", p_loc, v_loc)  # (B, N, nb, l, V)
-        if self.pattern == "strided":
-            out = out + ops.einsum("bniaj,bnjav->bniav", p_far, v)
-        else:
-            out = out + ops.einsum("bniae,bnev->bniav", p_far, v_sum)
-        out = ops.transpose(out, (0, 2, 3, 1, 4))  # (B, nb, l, N, V)
-        out = ops.reshape(out, (-1, padded, n_heads, out.shape[-1]))[:, :length]
-        return self._output_dense(out)  # (B, T, D_out)
+        probs = self._dropout_layer(ops.cast(probs, v_loc.dtype), training=training)
+        out = ops.einsum(loc_eq, probs[..., :width], v_loc)  # (B, N, nb, l, V)
+        return out + ops.einsum(far_eq, probs[..., width:], v_far)
 
-    def _dense_call(self, query, padding_mask, training):
+    def _dense_pattern(self, q, k, v, padding_mask, training):
         """The same attention computed densely, O(n^2), for a dynamic length.
 
         Used only when the sequence length is unknown at trace time (e.g. a
         SavedModel signature with a None length); numbers are the same.
         """
-        length = ops.shape(query)[1]
+        length = ops.shape(q)[1]
         pos = ops.arange(length, dtype="int32")
         t, s = ops.expand_dims(pos, 1), ops.expand_dims(pos, 0)
         l = self.stride
@@ -227,28 +221,11 @@ class SparseTransformerAttention(MultiHeadAttention):
                 ops.floor_divide(s, l) == ops.floor_divide(t, l),
                 ops.mod(s, l) >= l - self.num_summary,
             )
-        mask = ops.expand_dims(ops.logical_and(mask, s <= t), 0)  # (1, T, T)
-        if padding_mask is not None:
-            mask = ops.logical_and(mask, as_bool_mask(padding_mask)[:, None, :])
-        q = self._query_dense(query)  # (B, T, N, H)
-        out, _ = MultiHeadAttention._compute_attention(
-            self,
-            q,
-            self._key_dense(query),
-            self._value_dense(query),
-            attention_mask=mask,
-            training=training,
+        out, _ = super()._compute_attention(
+            q, k, v, padding_mask=padding_mask, attention_mask=mask[None, None],
+            use_causal_mask=True, training=training,
         )  # (B, T, N, V)
-        return self._output_dense(out)  # (B, T, D_out)
-
-    def compute_output_shape(self, query_shape, padding_mask_shape=None):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
-
-    def compute_output_spec(self, query, **kwargs):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
-        )
+        return out
 
     def get_config(self):
         config = super().get_config()

@@ -3,8 +3,8 @@ import pytest
 from keras import ops
 
 from kzoo.layers import MultiHeadAttention
-from kzoo.layers.sparse.performer_attention import PerformerAttention
-from kzoo.layers.sparse.performer_attention import orthogonal_random_features
+from kzoo.layers.attention.performer_attention import PerformerAttention
+from kzoo.layers.attention.performer_attention import orthogonal_random_features
 from tests.harness import run_layer_test
 
 
@@ -114,7 +114,6 @@ def test_bad_inputs():
         layer(_data(t=4), _data(t=6), use_causal_mask=True)
 
 
-def test_attention_mask_is_a_clear_error():
-    layer = PerformerAttention(num_heads=2, key_dim=4, num_random_features=8)
-    with pytest.raises(ValueError, match="attention_mask=True"):
-        layer(_data(), attention_mask=np.ones((2, 8, 8), bool))
+def test_dropout_is_rejected_not_ignored():
+    with pytest.raises(ValueError, match="no attention probabilities to drop.*received 0.1"):
+        PerformerAttention(num_heads=2, key_dim=4, dropout=0.1)

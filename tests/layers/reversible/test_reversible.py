@@ -3,8 +3,8 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.sparse.reversible import ReversibleBlock
-from kzoo.layers.sparse.reversible import ReversibleEncoder
+from kzoo.layers.reversible.reversible_block import ReversibleBlock
+from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
 from tests.harness import run_layer_test
 
 
@@ -224,8 +224,8 @@ def test_dropout_masks_are_replayed_by_the_recomputation(compiled):
 
 def _reformer_stack(num_layers, memory_saving):
     """Blocks as in ReformerLM (LSH attention, chunked feed-forward), tiny."""
-    from kzoo.layers.sparse.chunked_feed_forward import ChunkedFeedForward
-    from kzoo.layers.sparse.lsh_attention import LSHAttention
+    from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
+    from kzoo.layers.attention.lsh_attention import LSHAttention
     from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 
     blocks = [
@@ -233,7 +233,7 @@ def _reformer_stack(num_layers, memory_saving):
             PreNormBranch(
                 LSHAttention(
                     num_heads=2, key_dim=16, num_hashes=2, bucket_size=16,
-                    causal=True, seed=i,
+                    seed=i,
                 )
             ),
             PreNormBranch(ChunkedFeedForward(64, chunk_size=64)),
@@ -252,7 +252,7 @@ def _xla_gradient_temp_bytes(stack):
     x = np.random.default_rng(0).normal(size=(1, 256, 32)).astype("float32")
 
     def loss(ws, x):
-        return jax.numpy.sum(stack.stateless_call(ws, [], x)[0])
+        return jax.numpy.sum(stack.stateless_call(ws, [], x, use_causal_mask=True)[0])
 
     ws = [v.value for v in stack.trainable_variables]
     compiled = jax.jit(jax.grad(loss, argnums=(0, 1))).lower(ws, x).compile()

@@ -10,17 +10,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.layers.attention.blocking import neighbour_blocks
+from kzoo.layers.attention.blocking import pad_axis
+from kzoo.layers.attention.blocking import padded_length
 from kzoo.layers.attention.masking import masked_softmax
 from kzoo.layers.attention.multi_head_attention import MultiHeadAttention
-from kzoo.layers.sparse.blocking import neighbour_blocks
-from kzoo.layers.sparse.blocking import pad_axis
-from kzoo.layers.sparse.blocking import reject_dense_masks
-from kzoo.layers.sparse.blocking import padded_length
+from kzoo.layers.attention.multi_head_attention import PatternSupport
 from kzoo.utils.validation import as_bool_mask
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
-from kzoo.utils.validation import check_same_dims
 from kzoo.utils.validation import static_shape
 
 
@@ -73,9 +71,9 @@ class BigBirdAttention(MultiHeadAttention):
         padding_mask: (B, T) bool, True for real tokens; padding is never
             attended to.
         training: whether dropout is active.
-        attention_mask, attention_bias, use_causal_mask: accepted so that
-            the layer fits a Transformer block's attention slot; must be
-            None / False (a ValueError otherwise).
+        Cross-attention, explicit masks or biases, the causal form, caches
+        and returned scores have no block-sparse form here; the dense core
+        rejects each with its shared `ValueError`.
 
     Returns:
         (B, T, output_dim). A query row that sees no real token gets zero
@@ -83,11 +81,16 @@ class BigBirdAttention(MultiHeadAttention):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import BigBirdAttention
     >>> layer = BigBirdAttention(num_heads=2, key_dim=8, block_size=4,
     ...                          num_random_blocks=1, seed=7)
-    >>> layer(keras.random.normal((2, 24, 16))).shape
+    >>> tuple(layer(keras.random.normal((2, 24, 16))).shape)
     (2, 24, 16)
     """
+
+    _pattern_summary = "global, sliding and random blocks"
+    _support = PatternSupport.sparse_self_attention(causal_forms=(False,))
 
     def __init__(
         self,
@@ -111,10 +114,6 @@ class BigBirdAttention(MultiHeadAttention):
         )
         check_non_negative_int("seed", seed)
         self._patterns = {}
-
-    def build(self, query_shape, padding_mask_shape=None):
-        check_rank("query", query_shape, 3, "(batch, sequence_length, dim)")
-        super().build(query_shape)
 
     # -- the static pattern --------------------------------------------------
 
@@ -170,151 +169,118 @@ class BigBirdAttention(MultiHeadAttention):
         tokens = np.stack([np.kron(b, ones) for b in blocks]).astype(bool)
         return tokens[:, :sequence_length, :sequence_length]
 
-    # -- the call -----------------------------------------------------------
+    # -- the pattern ----------------------------------------------------------
 
-    def call(
-        self,
-        query,
-        padding_mask=None,
-        training=None,
-        attention_mask=None,
-        attention_bias=None,
-        use_causal_mask=False,
-    ):
-        reject_dense_masks("BigBirdAttention", attention_mask, attention_bias)
-        if use_causal_mask:
-            raise ValueError(
-                "BigBirdAttention is bidirectional; received use_causal_mask=True"
-            )
-        shape = static_shape(query)
-        check_rank("query", shape, 3, "(batch, sequence_length, dim)")
-        length = shape[1]
+    def _compute_attention(self, query, key, value, padding_mask=None,
+                           training=None, **kwargs):
+        """Block-sparse attention of (B, T, N, H) heads -> (B, T, N, V)."""
+        length = static_shape(query)[1]
         if length is None:
             raise ValueError(
                 "BigBirdAttention needs a static sequence length; received "
-                f"`query` of shape {shape}"
-            )
-        if padding_mask is not None:
-            check_same_dims(
-                "padding_mask",
-                static_shape(padding_mask),
-                (shape[0], length),
-                "(batch_size, sequence_length)",
+                f"`query` of shape {static_shape(query)}"
             )
         nb = self._num_blocks(length)
-        b, g, r = self.block_size, self.num_global_blocks, self.num_random_blocks
-        n_heads = self.num_heads
-        m = nb - 2 * g
-        padded = nb * b
-        extra = padded - length
-        batch = ops.shape(query)[0]
+        b, g = self.block_size, self.num_global_blocks
+        extra = nb * b - length
         if padding_mask is None:
-            valid = ops.ones((batch, length), "bool")
+            valid = ops.ones(ops.shape(query)[:2], "bool")
         else:
             valid = as_bool_mask(padding_mask)
         valid = pad_axis(valid, 1, 0, extra, False)  # (B, Tp)
 
-        def heads_first(x):  # (B, T, N, F) -> (B, N, Tp, F)
-            return ops.transpose(pad_axis(x, 1, 0, extra), (0, 2, 1, 3))
+        def blocks(x):  # (B, T, N, F) -> (B, N, nb, b, F)
+            x = ops.transpose(pad_axis(x, 1, 0, extra), (0, 2, 1, 3))
+            return ops.reshape(x, (-1, self.num_heads, nb, b, x.shape[-1]))
 
-        q = self._query_dense(query)  # (B, T, N, H)
-        q = ops.multiply(q, ops.cast(self._inverse_sqrt_key_dim, q.dtype))
-        q = heads_first(q)  # (B, N, Tp, H)
-        k = heads_first(self._key_dense(query))  # (B, N, Tp, H)
-        v = heads_first(self._value_dense(query))  # (B, N, Tp, V)
-        h_dim, v_dim = q.shape[-1], v.shape[-1]
-        qb = ops.reshape(q, (-1, n_heads, nb, b, h_dim))  # (B, N, nb, b, H)
-        kb = ops.reshape(k, (-1, n_heads, nb, b, h_dim))
-        vb = ops.reshape(v, (-1, n_heads, nb, b, v_dim))
+        scale = ops.cast(self._inverse_sqrt_key_dim, query.dtype)
+        qb = blocks(ops.multiply(query, scale))  # (B, N, nb, b, H)
+        kb, vb = blocks(key), blocks(value)  # (B, N, nb, b, H|V)
         valid_b = ops.reshape(valid, (-1, 1, nb, b))  # (B, 1, nb, b)
-
-        # Global query blocks see every key.
-        q_glob = ops.concatenate(
-            [qb[:, :, :g], qb[:, :, nb - g :]], axis=2
-        )  # (B, N, 2g, b, H)
-        q_glob = ops.reshape(q_glob, (-1, n_heads, 2 * g * b, h_dim))
-        g_scores = ops.einsum("bnth,bnsh->bnts", q_glob, k)  # (B, N, 2gb, Tp)
-        g_probs = masked_softmax(g_scores, valid[:, None, None, :])
-        g_probs = self._dropout_layer(ops.cast(g_probs, v.dtype), training=training)
-        g_out = ops.einsum("bnts,bnsv->bntv", g_probs, v)  # (B, N, 2gb, V)
-        g_out = ops.reshape(g_out, (-1, n_heads, 2 * g, b, v_dim))
-
-        # Middle query blocks: global keys + 3 sliding blocks + r random.
-        k_glob = ops.concatenate([kb[:, :, :g], kb[:, :, nb - g :]], axis=2)
-        v_glob = ops.concatenate([vb[:, :, :g], vb[:, :, nb - g :]], axis=2)
-        k_glob = ops.reshape(k_glob, (-1, n_heads, 2 * g * b, h_dim))
-        v_glob = ops.reshape(v_glob, (-1, n_heads, 2 * g * b, v_dim))
-        m_glob = ops.concatenate(
-            [valid_b[:, :, :g], valid_b[:, :, nb - g :]], axis=2
-        )  # (B, 1, 2g, b)
-        m_glob = ops.reshape(m_glob, (-1, 1, 1, 2 * g * b))
-
-        k_win = neighbour_blocks(kb, 2)[:, :, g : nb - g]  # (B, N, m, 3b, H)
-        v_win = neighbour_blocks(vb, 2)[:, :, g : nb - g]  # (B, N, m, 3b, V)
-        m_win = neighbour_blocks(valid_b, 2, value=False)[:, :, g : nb - g]
-        # Window blocks that are global are seen through the global columns.
-        p = np.arange(g, nb - g)[:, None] + np.arange(-1, 2)[None, :]  # (m, 3)
-        win_ok = np.repeat((p >= g) & (p < nb - g), b, axis=1)  # (m, 3b)
-        m_win = ops.logical_and(m_win, win_ok)  # (B, 1, m, 3b)
-
-        qm = qb[:, :, g : nb - g]  # (B, N, m, b, H)
-        keys = [
-            ops.broadcast_to(
-                k_glob[:, :, None], (batch, n_heads, m, 2 * g * b, h_dim)
-            ),
-            k_win,
-        ]
-        values = [
-            ops.broadcast_to(
-                v_glob[:, :, None], (batch, n_heads, m, 2 * g * b, v_dim)
-            ),
-            v_win,
-        ]
-        masks = [
-            ops.broadcast_to(m_glob, (batch, 1, m, 2 * g * b)),
-            m_win,
-        ]
-        if r:
-            ids, ok = self._random_blocks(nb)  # (N, m, r)
-            flat = (np.arange(n_heads)[:, None, None] * nb + ids).reshape(-1)
-            k_rand = ops.take(
-                ops.reshape(kb, (-1, n_heads * nb, b, h_dim)), flat, axis=1
-            )  # (B, N*m*r, b, H)
-            v_rand = ops.take(
-                ops.reshape(vb, (-1, n_heads * nb, b, v_dim)), flat, axis=1
-            )
-            keys.append(ops.reshape(k_rand, (-1, n_heads, m, r * b, h_dim)))
-            values.append(ops.reshape(v_rand, (-1, n_heads, m, r * b, v_dim)))
-            m_rand = ops.take(valid_b[:, 0], ids.reshape(-1), axis=1)  # (B, Nmr, b)
-            m_rand = ops.reshape(m_rand, (-1, n_heads, m, r * b))
-            m_rand = ops.logical_and(m_rand, np.repeat(ok, b, axis=-1))
-            masks = [
-                ops.broadcast_to(mk, (batch, n_heads, m, mk.shape[-1]))
-                for mk in masks
-            ] + [m_rand]
-        k_cols = ops.concatenate(keys, axis=3)  # (B, N, m, K, H)
-        v_cols = ops.concatenate(values, axis=3)  # (B, N, m, K, V)
-        mask = ops.concatenate(masks, axis=3)  # (B, N or 1, m, K)
-        scores = ops.einsum("bnqch,bnqkh->bnqck", qm, k_cols)  # (B, N, m, b, K)
-        probs = masked_softmax(scores, mask[:, :, :, None, :])
-        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
-        m_out = ops.einsum("bnqck,bnqkv->bnqcv", probs, v_cols)  # (B,N,m,b,V)
-
+        g_out = self._global_rows(qb, kb, vb, valid, training)  # (B,N,2g,b,V)
+        m_out = self._middle_rows(qb, kb, vb, valid_b, training)  # (B,N,m,b,V)
         out = ops.concatenate(
             [g_out[:, :, :g], m_out, g_out[:, :, g:]], axis=2
         )  # (B, N, nb, b, V)
-        out = ops.reshape(out, (-1, n_heads, padded, v_dim))
-        out = ops.transpose(out, (0, 2, 1, 3))[:, :length]  # (B, T, N, V)
-        return self._output_dense(out)  # (B, T, D_out)
+        out = ops.reshape(out, (-1, self.num_heads, nb * b, out.shape[-1]))
+        return ops.transpose(out, (0, 2, 1, 3))[:, :length], None  # (B,T,N,V)
 
-    def compute_output_shape(self, query_shape, padding_mask_shape=None):
-        out_dim = self.output_dim or query_shape[-1]
-        return (query_shape[0], query_shape[1], out_dim)
+    def _global_rows(self, qb, kb, vb, valid, training):
+        """The global query blocks, first and last g, see every real key."""
+        g, nb = self.num_global_blocks, qb.shape[2]
+        n, b = self.num_heads, self.block_size
+        q_glob = ops.concatenate([qb[:, :, :g], qb[:, :, nb - g :]], axis=2)
+        q_glob = ops.reshape(q_glob, (-1, n, 2 * g * b, qb.shape[-1]))
+        k = ops.reshape(kb, (-1, n, nb * b, kb.shape[-1]))  # (B, N, Tp, H)
+        v = ops.reshape(vb, (-1, n, nb * b, vb.shape[-1]))  # (B, N, Tp, V)
+        scores = ops.einsum("bnth,bnsh->bnts", q_glob, k)  # (B, N, 2gb, Tp)
+        probs = masked_softmax(scores, valid[:, None, None, :])
+        probs = self._dropout_layer(ops.cast(probs, v.dtype), training=training)
+        out = ops.einsum("bnts,bnsv->bntv", probs, v)  # (B, N, 2gb, V)
+        return ops.reshape(out, (-1, n, 2 * g, b, v.shape[-1]))
 
-    def compute_output_spec(self, query, **kwargs):
-        return keras.KerasTensor(
-            self.compute_output_shape(query.shape), dtype=self.compute_dtype
+    def _middle_columns(self, kb, vb, valid_b):
+        """Each middle block's keys, values and key mask: the global blocks,
+        its sliding window of 3 blocks and its random blocks.
+
+        Returns (B, N, m, K, H), (B, N, m, K, V) and (B, N|1, m, K).
+        """
+        g, nb, n, b = self.num_global_blocks, kb.shape[2], self.num_heads, self.block_size
+        m, batch = nb - 2 * g, ops.shape(kb)[0]
+
+        def ends(x):  # the 2g global blocks, flattened: (B, N|1, 2gb, ...)
+            x = ops.concatenate([x[:, :, :g], x[:, :, nb - g :]], axis=2)
+            return ops.reshape(x, (-1, x.shape[1], 2 * g * b) + tuple(x.shape[4:]))
+
+        def per_block(x):  # the same columns for every middle block
+            return ops.broadcast_to(x[:, :, None], (batch, x.shape[1], m) + tuple(x.shape[2:]))
+
+        # Window blocks that are global are seen through the global columns.
+        p = np.arange(g, nb - g)[:, None] + np.arange(-1, 2)[None, :]  # (m, 3)
+        win_ok = np.repeat((p >= g) & (p < nb - g), b, axis=1)  # (m, 3b)
+        keys = [per_block(ends(kb)), neighbour_blocks(kb, 2)[:, :, g : nb - g]]
+        values = [per_block(ends(vb)), neighbour_blocks(vb, 2)[:, :, g : nb - g]]
+        masks = [
+            per_block(ends(valid_b)),
+            ops.logical_and(neighbour_blocks(valid_b, 2, value=False)[:, :, g : nb - g], win_ok),
+        ]  # (B, 1, m, 2gb) and (B, 1, m, 3b)
+        if self.num_random_blocks:
+            k_rand, v_rand, m_rand = self._random_columns(kb, vb, valid_b)
+            keys.append(k_rand)
+            values.append(v_rand)
+            masks = [ops.broadcast_to(mk, (batch, n, m, mk.shape[-1])) for mk in masks]
+            masks.append(m_rand)
+        return (
+            ops.concatenate(keys, axis=3),
+            ops.concatenate(values, axis=3),
+            ops.concatenate(masks, axis=3),
         )
+
+    def _random_columns(self, kb, vb, valid_b):
+        """The r random key blocks of each middle block and head, gathered."""
+        nb, n, b, r = kb.shape[2], self.num_heads, self.block_size, self.num_random_blocks
+        m = nb - 2 * self.num_global_blocks
+        ids, ok = self._random_blocks(nb)  # (N, m, r) static
+        flat = (np.arange(n)[:, None, None] * nb + ids).reshape(-1)
+
+        def gather(x):  # (B, N, nb, b, F) -> (B, N, m, r b, F)
+            x = ops.take(ops.reshape(x, (-1, n * nb, b, x.shape[-1])), flat, axis=1)
+            return ops.reshape(x, (-1, n, m, r * b, x.shape[-1]))
+
+        m_rand = ops.take(valid_b[:, 0], ids.reshape(-1), axis=1)  # (B, Nmr, b)
+        m_rand = ops.reshape(m_rand, (-1, n, m, r * b))
+        m_rand = ops.logical_and(m_rand, np.repeat(ok, b, axis=-1))
+        return gather(kb), gather(vb), m_rand
+
+    def _middle_rows(self, qb, kb, vb, valid_b, training):
+        """Middle query blocks against their gathered key columns."""
+        g, nb = self.num_global_blocks, qb.shape[2]
+        k_cols, v_cols, mask = self._middle_columns(kb, vb, valid_b)
+        qm = qb[:, :, g : nb - g]  # (B, N, m, b, H)
+        scores = ops.einsum("bnqch,bnqkh->bnqck", qm, k_cols)  # (B, N, m, b, K)
+        probs = masked_softmax(scores, mask[:, :, :, None, :])
+        probs = self._dropout_layer(ops.cast(probs, v_cols.dtype), training=training)
+        return ops.einsum("bnqck,bnqkv->bnqcv", probs, v_cols)  # (B, N, m, b, V)
 
     def get_config(self):
         config = super().get_config()

@@ -4,11 +4,11 @@ import pytest
 from keras import ops
 
 from kzoo.layers import MultiHeadAttention
-from kzoo.layers.sparse.sparse_transformer_attention import (
+from kzoo.layers.attention.sparse_transformer_attention import (
     SparseTransformerAttention,
 )
 from tests.harness import run_layer_test
-from tests.layers.sparse.test_longformer_attention import _grads
+from tests.layers.attention.test_longformer_attention import _grads
 
 
 def _data(batch=2, length=16, dim=8, seed=0):
@@ -43,6 +43,7 @@ def test_harness_padding_and_fully_masked_row(pattern):
         SparseTransformerAttention,
         {"num_heads": 2, "key_dim": 4, "pattern": pattern, "stride": 4, "num_summary": 2},
         {"query": x, "padding_mask": pad},
+        call_kwargs={"use_causal_mask": True},
         expected_output_shape=(2, 16, 8),
     )
     out = _np(out)
@@ -69,7 +70,7 @@ def test_equals_dense_under_pattern_mask(pattern, stride, summary, length):
     layer = SparseTransformerAttention(
         num_heads=2, key_dim=4, pattern=pattern, stride=stride, num_summary=summary
     )
-    layer(x)
+    layer(x, use_causal_mask=True)
     dense = MultiHeadAttention(num_heads=2, key_dim=4)
     dense(x)
     dense.set_weights(layer.get_weights())
@@ -77,10 +78,10 @@ def test_equals_dense_under_pattern_mask(pattern, stride, summary, length):
     np.testing.assert_array_equal(mask, _naive_pattern(length, pattern, stride, summary))
     assert not mask[np.tril_indices(length)].all(), "pattern must be sparser than causal"
     full_mask = np.broadcast_to(mask, (2, length, length))
-    got = layer(x, padding_mask=pad)
+    got = layer(x, padding_mask=pad, use_causal_mask=True)
     want = dense(x, padding_mask=pad, attention_mask=full_mask)
     np.testing.assert_allclose(_np(got), _np(want), atol=1e-5)
-    got_grads = _grads(layer, x, padding_mask=pad)
+    got_grads = _grads(layer, x, padding_mask=pad, use_causal_mask=True)
     want_grads = _grads(dense, x, padding_mask=pad, attention_mask=full_mask)
     for g, w in zip(got_grads, want_grads):
         np.testing.assert_allclose(g, w, atol=1e-5)
@@ -89,22 +90,22 @@ def test_equals_dense_under_pattern_mask(pattern, stride, summary, length):
 def test_stride_covering_sequence_is_causal_attention():
     x = _data(length=10)
     layer = SparseTransformerAttention(num_heads=2, key_dim=4, pattern="strided", stride=10)
-    layer(x)
+    layer(x, use_causal_mask=True)
     ref = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4)
     ref(x, x)
     layer.set_weights(ref.get_weights())
     np.testing.assert_allclose(
-        _np(layer(x)), _np(ref(x, x, use_causal_mask=True)), atol=1e-5
+        _np(layer(x, use_causal_mask=True)), _np(ref(x, x, use_causal_mask=True)), atol=1e-5
     )
 
 
 def test_causal_future_tokens_do_not_matter():
     x = _data()
     layer = SparseTransformerAttention(num_heads=2, key_dim=4, pattern="fixed", stride=4)
-    out = _np(layer(x))
+    out = _np(layer(x, use_causal_mask=True))
     changed = x.copy()
     changed[:, 9:] = _data(seed=7)[:, 9:]
-    np.testing.assert_allclose(_np(layer(changed))[:, :9], out[:, :9], atol=1e-6)
+    np.testing.assert_allclose(_np(layer(changed, use_causal_mask=True))[:, :9], out[:, :9], atol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -124,11 +125,13 @@ def test_bad_arguments(kwargs, message):
 def test_bad_inputs():
     layer = SparseTransformerAttention(num_heads=2, key_dim=4, stride=4)
     with pytest.raises(ValueError, match=r"padding_mask.*\(2, 16\)"):
-        layer(_data(), padding_mask=np.ones((2, 15), bool))
+        layer(_data(), padding_mask=np.ones((2, 15), bool), use_causal_mask=True)
     with pytest.raises(ValueError, match="query.*rank 3"):
-        layer(_data()[0])
-    with pytest.raises(ValueError, match="attention_mask"):
-        layer(_data(), attention_mask=np.ones((2, 16, 16), bool))
+        layer(_data()[0], use_causal_mask=True)
+    with pytest.raises(ValueError, match="SparseTransformerAttention.*`attention_mask`"):
+        layer(_data(), attention_mask=np.ones((2, 16, 16), bool), use_causal_mask=True)
+    with pytest.raises(ValueError, match="causal only: call it with use_causal_mask=True"):
+        layer(_data())
 
 
 @pytest.mark.tf_only
@@ -144,9 +147,9 @@ def test_dynamic_length_signature_falls_back_to_same_numbers(pattern):
     layer = SparseTransformerAttention(
         num_heads=2, key_dim=4, pattern=pattern, stride=4, num_summary=2
     )
-    eager = _np(layer(x, padding_mask=pad))
+    eager = _np(layer(x, padding_mask=pad, use_causal_mask=True))
     fn = tf.function(
-        lambda a, b: layer(a, padding_mask=b),
+        lambda a, b: layer(a, padding_mask=b, use_causal_mask=True),
         input_signature=[tf.TensorSpec((None, None, 8)), tf.TensorSpec((None, None), tf.bool)],
     )
     np.testing.assert_allclose(fn(x, pad).numpy(), eager, atol=1e-5)

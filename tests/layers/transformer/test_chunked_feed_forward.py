@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.sparse.chunked_feed_forward import ChunkedFeedForward
+from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
 from tests.harness import run_layer_test
 
 

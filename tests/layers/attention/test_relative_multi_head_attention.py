@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 from keras import ops
 
-from kzoo.layers.sparse.relative_multi_head_attention import (
+from kzoo.layers.attention.relative_multi_head_attention import (
     RelativeMultiHeadAttention,
 )
-from kzoo.layers.sparse.relative_multi_head_attention import relative_shift
+from kzoo.layers.attention.relative_multi_head_attention import relative_shift
 from tests.harness import run_layer_test
 
 
@@ -66,7 +66,8 @@ def test_full_run_matches_pairwise_numpy_reference():
     _randomize(layer)
     mask = np.broadcast_to(np.tril(np.ones((6, 6), bool)), (2, 6, 6))
     np.testing.assert_allclose(
-        ops.convert_to_numpy(layer(x)), _numpy_reference(layer, x, mask), atol=1e-4, rtol=1e-4
+        ops.convert_to_numpy(layer(x, use_causal_mask=True)),
+        _numpy_reference(layer, x, mask), atol=1e-4, rtol=1e-4,
     )
 
 
@@ -83,7 +84,8 @@ def test_segment_by_segment_equals_concatenation(memory_length):
     outs, memory = [], None
     for start in range(0, 12, seg):
         part = x[:, start : start + seg]
-        outs.append(ops.convert_to_numpy(layer(part, memory=memory)))
+        keys = part if memory is None else np.concatenate([memory, part], 1)
+        outs.append(ops.convert_to_numpy(layer(part, value=keys, use_causal_mask=True)))
         history = part if memory is None else np.concatenate([memory, part], 1)
         memory = history[:, -memory_length:]
     pos = np.arange(12)
@@ -98,47 +100,49 @@ def test_segment_by_segment_equals_concatenation(memory_length):
     )
 
 
-def test_no_gradient_into_memory():
-    import keras
-
+def test_causal_offset_is_the_memory_length():
+    # Query i sits at position M + i: with memory, query 0 sees the whole
+    # memory and itself, and nothing after; a later key changes nothing.
     x, mem = _data(t=4), _data(t=3, seed=2)
     layer = RelativeMultiHeadAttention(num_heads=2, key_dim=4)
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
-
-        m = tf.constant(mem)
-        with tf.GradientTape() as tape:
-            tape.watch(m)
-            y = tf.reduce_sum(layer(x, memory=m))
-        g = tape.gradient(y, m, unconnected_gradients="zero")
-    else:
-        import jax
-
-        layer(x, memory=mem)
-        g = jax.grad(lambda m: layer(x, memory=m).sum())(mem)
-    assert np.all(np.asarray(g) == 0)
+    keys = np.concatenate([mem, x], 1)
+    out = ops.convert_to_numpy(layer(x, value=keys, use_causal_mask=True))
+    changed = x.copy()
+    changed[:, 1:] += 5.0  # queries 1.. change, and so do keys M+1..
+    keys2 = np.concatenate([mem, changed], 1)
+    out2 = ops.convert_to_numpy(layer(changed, value=keys2, use_causal_mask=True))
+    np.testing.assert_allclose(out[:, 0], out2[:, 0], atol=1e-6)
+    assert not np.allclose(out[:, 1], out2[:, 1])
 
 
 def test_harness_with_memory_and_padding():
     pad = np.ones((2, 10), bool)
     pad[1, :3] = False  # the second sequence has a shorter memory
     pad[1, -1] = False
+    x = _data(t=6)
+    keys = np.concatenate([_data(t=4, seed=3), x], 1)
     run_layer_test(
         RelativeMultiHeadAttention,
         {"num_heads": 2, "key_dim": 4, "dropout": 0.1},
-        {"query": _data(t=6), "memory": _data(t=4, seed=3), "padding_mask": pad},
+        {"query": x, "value": keys, "padding_mask": pad},
+        call_kwargs={"use_causal_mask": True},
         expected_output_shape=(2, 6, 8),
     )
 
 
 def test_bad_inputs():
     layer = RelativeMultiHeadAttention(num_heads=2, key_dim=4)
-    with pytest.raises(ValueError, match="memory"):
-        layer(_data(t=4), memory=_data(t=3, dim=6))
+    x = _data(t=4)
+    with pytest.raises(ValueError, match="same length"):
+        layer(x, value=_data(t=7), key=_data(t=6))
     with pytest.raises(ValueError, match="padding_mask"):
-        layer(_data(t=4), memory=_data(t=3), padding_mask=np.ones((2, 4), bool))
+        layer(x, value=np.concatenate([_data(t=3), x], 1), padding_mask=np.ones((2, 4), bool))
+    with pytest.raises(ValueError, match="at least as long as the query"):
+        layer(x, value=x[:, :2])
+    with pytest.raises(ValueError, match="RelativeMultiHeadAttention.*`cache`"):
+        layer(x, cache=np.zeros((2, 2, 4, 2, 4), "float32"), cache_update_index=0)
     with pytest.raises(ValueError, match="query"):
-        layer(_data(t=4)[0])
+        layer(x[0])
 
 
 def test_dense_variables_first_in_keras_order():
