@@ -42,7 +42,10 @@ class TranslationConfig:
     """Fields every translation recipe has; recipes add their model's."""
 
     # data
-    corpus: str = ""  # "" = the shipped English-German pairs; else a TSV path
+    # "en-de" = the shipped Debian corpus (148,125 pairs); "ding" = the shipped
+    # Ding dictionary sentences (17,884); anything else = a TSV path.
+    corpus: str = "en-de"
+    origins: str = ""  # en-de only: comma-separated origins to keep, "" = all
     strict: bool = False  # a bad line in --corpus is an error, not a skip
     reverse: bool = False  # translate column 2 -> column 1
     max_pairs: int = 0  # 0 = all; else the first N pairs of the hash order
@@ -133,13 +136,29 @@ def check_config(config):
             f"--bucket_boundaries must end at or above --max_length "
             f"({config.max_length}); received {config.bucket_boundaries!r}"
         )
-    if config.corpus and not os.path.exists(config.corpus):
-        raise ValueError(f"--corpus must be an existing file; received {config.corpus!r}")
+    if config.corpus not in ("",) + translation.CORPORA and not os.path.isfile(config.corpus):
+        raise ValueError(
+            f"--corpus must be one of {translation.CORPORA} or an existing TSV "
+            f"file; received {config.corpus!r}"
+        )
+    if config.origins:
+        if config.corpus not in ("", "en-de"):
+            raise ValueError(
+                "--origins selects parts of --corpus en-de only; received "
+                f"--origins {config.origins!r} with --corpus {config.corpus!r}"
+            )
+        translation.check_origins(origins(config))
     if getattr(config, "use_cudnn", False) is True and config.jit_compile:
         raise ValueError(
             "--use_cudnn and --jit_compile cannot be combined: cuDNN kernels "
             "cannot be compiled with XLA (keras-team/keras#18456); received both"
         )
+
+
+def origins(config):
+    """--origins as a tuple, or None for all."""
+    names = tuple(o.strip() for o in config.origins.split(",") if o.strip())
+    return names or None
 
 
 def bucket_boundaries(config):
@@ -186,10 +205,15 @@ def setup(config):
 
 @dataclasses.dataclass
 class TranslationData:
+    """The split as `(source, target)` pairs; `origins` holds, split by split
+    and in the same order, where each pair comes from (the corpus's `source`
+    column: "wesnoth", "kde", ...; "ding" or "user" for those corpora)."""
+
     split: translation.SplitPairs
     source_tokenizer: object
     target_tokenizer: object
     load_summary: translation.LoadSummary
+    origins: translation.SplitPairs = None
 
 
 def _subset(pairs, max_pairs):
@@ -204,16 +228,15 @@ def load_data(config, run_dir):
     """
     import keras_hub
 
-    if config.corpus:
-        pairs, summary = translation.load_sentence_pairs(config.corpus, strict=config.strict)
-    else:
-        pairs, summary = translation.load_de_en_pairs()
+    pairs, summary = translation.load_corpus(
+        config.corpus, strict=config.strict, origins=origins(config)
+    )
     print(f"data: {summary.describe()}")
     if not pairs:
         raise SystemExit(f"no usable sentence pairs in {summary.path}")
     if config.reverse:
-        pairs = [(t, s) for s, t in pairs]
-    split = translation.split_pairs(
+        pairs = [(t, s, o) for s, t, o in pairs]
+    split = translation.split_pairs(  # stratified by origin
         pairs, config.validation_fraction, config.test_fraction
     )
     if config.max_pairs:
@@ -225,8 +248,11 @@ def load_data(config, run_dir):
         )
     print(
         f"split: train {len(split.train)}, validation {len(split.validation)}, "
-        f"test {len(split.test)} (by a hash of the source sentence)"
+        f"test {len(split.test)} (by a hash of the source sentence, stratified "
+        "by origin)"
     )
+    split_origins = translation.SplitPairs(*([p[2] for p in part] for part in split))
+    split = translation.SplitPairs(*([p[:2] for p in part] for part in split))
     tokenizers = []
     for side, index in (("source", 0), ("target", 1)):
         path = os.path.join(run_dir, f"{side}.spm")
@@ -247,7 +273,7 @@ def load_data(config, run_dir):
         f"tokenizers: SentencePiece unigram, {tokenizers[0].vocabulary_size()} "
         f"source / {tokenizers[1].vocabulary_size()} target pieces (training split only)"
     )
-    return TranslationData(split, tokenizers[0], tokenizers[1], summary)
+    return TranslationData(split, tokenizers[0], tokenizers[1], summary, split_origins)
 
 
 def make_dataset(config, data, pairs, shuffle_seed=None, skip_batches=0):
@@ -517,13 +543,27 @@ class PythonTranslator:
         return results
 
 
+def _bleu_chrf(hypotheses, references):
+    import sacrebleu
+
+    return (
+        round(sacrebleu.metrics.BLEU().corpus_score(hypotheses, [references]).score, 2),
+        round(sacrebleu.metrics.CHRF().corpus_score(hypotheses, [references]).score, 2),
+    )
+
+
 def score(model, config, data, translator):
-    """Test loss, BLEU and chrF (sacrebleu, detokenized), inference speed."""
+    """Test loss, BLEU and chrF (sacrebleu, detokenized), inference speed,
+    and BLEU / chrF per origin next to the copy-the-source baseline (the
+    source sentence as the "translation": what names, numbers and
+    untranslated words alone score)."""
     import sacrebleu
 
     test = data.split.test
+    test_origins = data.origins.test if data.origins else ["corpus"] * len(test)
     if config.eval_max_sentences:
         test = test[: config.eval_max_sentences]
+        test_origins = test_origins[: config.eval_max_sentences]
     test_results = model.evaluate(
         make_dataset(config, data, test), return_dict=True, verbose=0
     )
@@ -536,6 +576,19 @@ def score(model, config, data, translator):
     bleu_metric, chrf_metric = sacrebleu.metrics.BLEU(), sacrebleu.metrics.CHRF()
     bleu = bleu_metric.corpus_score(hypotheses, [references])
     chrf = chrf_metric.corpus_score(hypotheses, [references])
+    copy_bleu, copy_chrf = _bleu_chrf(sources, references)
+    by_origin = {}
+    for origin in sorted(set(test_origins)):
+        rows = [i for i, o in enumerate(test_origins) if o == origin]
+        hyp = [hypotheses[i] for i in rows]
+        ref = [references[i] for i in rows]
+        src = [sources[i] for i in rows]
+        o_bleu, o_chrf = _bleu_chrf(hyp, ref)
+        c_bleu, c_chrf = _bleu_chrf(src, ref)
+        by_origin[origin] = {
+            "sentences": len(rows), "bleu": o_bleu, "chrf": o_chrf,
+            "copy_source_bleu": c_bleu, "copy_source_chrf": c_chrf,
+        }
     return {
         "test_loss": float(test_results["loss"]),
         "test_token_accuracy": float(test_results["accuracy"]),
@@ -544,6 +597,9 @@ def score(model, config, data, translator):
         "chrf": round(chrf.score, 2),
         "bleu_signature": bleu_metric.get_signature().format(),
         "chrf_signature": chrf_metric.get_signature().format(),
+        "copy_source_bleu": copy_bleu,
+        "copy_source_chrf": copy_chrf,
+        "by_origin": by_origin,
         "inference_sentences_per_second": len(test) / seconds,
         "beam_size": config.beam_size,
     }, list(zip(sources, hypotheses, references))

@@ -1,5 +1,16 @@
-"""Sentence pairs for translation: the shipped corpus, a loader for user
+"""Sentence pairs for translation: the shipped corpora, a loader for user
 files, a deterministic split, subword tokenizers and `tf.data` pipelines.
+
+Two English-German corpora ship with kzoo: `load_en_de_pairs()`, the default
+(148,125 pairs from the game text, man pages, help and manuals of
+Debian packages, `files/EN_DE_PROVENANCE.md`), and `load_de_en_pairs()`
+(17,884 example sentences of the Ding dictionary, `files/DE_EN_PROVENANCE.md`).
+`load_corpus("en-de" | "ding" | path)` picks one of them or a user TSV.
+
+Each pair of the en-de corpus carries the corpus's `source` column: where it
+comes from (`"wesnoth"`, `"manpages"`, ...). In this module that value is
+called the pair's *origin*, because *source* already means the sentence to be
+translated.
 
 The pipeline is TensorFlow code (`tf.data`, tensorflow-text through
 keras-hub), as all kzoo input pipelines are; the batches it yields are plain
@@ -25,6 +36,7 @@ import dataclasses
 import gzip
 import hashlib
 import io
+import lzma
 import os
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
@@ -32,6 +44,15 @@ PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 DE_EN_PAIRS_PATH = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "files", "de_en_pairs.tsv.gz"
 )
+
+EN_DE_PAIRS_PATH = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "files", "en_de_pairs.tsv.xz"
+)
+# The origins of the en-de corpus (its `source` column), in the order of
+# EN_DE_PROVENANCE.md; the licences differ by origin.
+EN_DE_ORIGINS = ("wesnoth", "manpages", "kde", "gnome", "gimp", "debian-manuals", "gettext")
+# Corpus names that `load_corpus` knows (anything else is a path).
+CORPORA = ("en-de", "ding")
 
 # Padded lengths of the length buckets: one compiled train step per bucket,
 # little padding inside each.
@@ -48,8 +69,11 @@ class LoadSummary:
         pairs: number of pairs kept.
         blank_lines: empty or whitespace-only lines (ignored, not errors).
         skipped: reason -> number of lines skipped (`"no tab"`,
-            `"empty side"`, `"undecodable bytes"`).
+            `"empty side"`, `"undecodable bytes"`, `"fewer than N columns"`,
+            `"empty origin"`).
         examples: the first few skipped lines as `(line_number, reason)`.
+        not_selected: good lines left out because their origin was not
+            among the `origins` asked for (not errors).
     """
 
     path: str
@@ -58,6 +82,7 @@ class LoadSummary:
     blank_lines: int = 0
     skipped: dict = dataclasses.field(default_factory=dict)
     examples: list = dataclasses.field(default_factory=list)
+    not_selected: int = 0
 
     @property
     def num_skipped(self):
@@ -68,6 +93,8 @@ class LoadSummary:
             f"{self.path}: {self.lines} lines, {self.pairs} pairs kept, "
             f"{self.num_skipped} skipped"
         )
+        if self.not_selected:
+            text += f", {self.not_selected} of other origins left out"
         if self.skipped:
             reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.skipped.items()))
             first = ", ".join(f"line {n} ({r})" for n, r in self.examples)
@@ -78,17 +105,26 @@ class LoadSummary:
 def _open_binary(path):
     if str(path).endswith(".gz"):
         return gzip.open(path, "rb")
+    if str(path).endswith(".xz"):
+        return lzma.open(path, "rb")
     return io.open(path, "rb")
 
 
 def load_sentence_pairs(
-    path, strict=False, source_column=0, target_column=1, max_examples=5
+    path,
+    strict=False,
+    source_column=0,
+    target_column=1,
+    max_examples=5,
+    origin_column=None,
+    origins=None,
 ):
     """Reads tab-separated sentence pairs (Tatoeba / Anki `spa-eng.txt` style).
 
     Each line holds at least two tab-separated columns (a third, such as
-    Tatoeba's attribution, is ignored). Files ending in `.gz` are read
-    through gzip. A line without a tab, with an empty side or with bytes that
+    Tatoeba's attribution, is ignored unless it is `origin_column`). Files
+    ending in `.gz` or `.xz` are decompressed. A line without a tab, with too
+    few columns, with an empty side (or an empty origin) or with bytes that
     are not UTF-8 is skipped and counted in the returned summary; with
     `strict=True` it raises a `ValueError` naming the file and the line.
     Blank lines are ignored in both modes.
@@ -99,21 +135,44 @@ def load_sentence_pairs(
         source_column: index of the source sentence's column.
         target_column: index of the target sentence's column.
         max_examples: how many skipped lines the summary lists.
+        origin_column: `None` for `(source, target)` pairs; else the index of
+            a column that says where each pair comes from, and the pairs are
+            `(source, target, origin)`.
+        origins: with `origin_column`, keep only the pairs whose origin is in
+            this collection (`None`: all). The others are counted in
+            `summary.not_selected`, not as bad lines.
 
     Returns:
-        `(pairs, summary)`: a list of `(source, target)` string tuples in file
-        order, and a `LoadSummary`.
+        `(pairs, summary)`: a list of `(source, target)` (or `(source, target,
+        origin)`) string tuples in file order, and a `LoadSummary`.
     """
     from kzoo.utils.validation import check_non_negative_int
 
     check_non_negative_int("source_column", source_column)
     check_non_negative_int("target_column", target_column)
-    if source_column == target_column:
+    columns_used = [source_column, target_column]
+    if origin_column is not None:
+        check_non_negative_int("origin_column", origin_column)
+        columns_used.append(origin_column)
+    elif origins is not None:
         raise ValueError(
-            "`source_column` and `target_column` must differ; received "
-            f"source_column={source_column}, target_column={target_column}"
+            "`origins` needs `origin_column` (the column that says where a pair "
+            f"comes from); received origins={origins!r}, origin_column=None"
         )
-    needed = max(source_column, target_column) + 1
+    if len(set(columns_used)) != len(columns_used):
+        raise ValueError(
+            "`source_column`, `target_column` and `origin_column` must differ; "
+            f"received source_column={source_column}, target_column={target_column}"
+            + (f", origin_column={origin_column}" if origin_column is not None else "")
+        )
+    if isinstance(origins, str):
+        origins = (origins,)
+    wanted = None if origins is None else frozenset(origins)
+    needed = max(columns_used) + 1
+    layout = (
+        "'source<TAB>target'" if origin_column is None
+        else "'source<TAB>target<TAB>origin'"
+    )
     summary = LoadSummary(path=str(path))
     skipped = collections.Counter()
     pairs = []
@@ -121,10 +180,9 @@ def load_sentence_pairs(
     def bad(line_number, reason):
         if strict:
             raise ValueError(
-                f"{path}, line {line_number}: {reason}; expected "
-                f"'source<TAB>target' with {needed} or more tab-separated "
-                "non-empty columns (strict=True; without it bad lines are "
-                "skipped and counted)"
+                f"{path}, line {line_number}: {reason}; expected {layout} with "
+                f"{needed} or more tab-separated non-empty columns (strict=True; "
+                "without it bad lines are skipped and counted)"
             )
         skipped[reason] += 1
         if len(summary.examples) < max_examples:
@@ -156,14 +214,24 @@ def load_sentence_pairs(
             if not source or not target:
                 bad(line_number, "empty side")
                 continue
-            pairs.append((source, target))
+            if origin_column is None:
+                pairs.append((source, target))
+                continue
+            origin = columns[origin_column].strip()
+            if not origin:
+                bad(line_number, "empty origin")
+                continue
+            if wanted is not None and origin not in wanted:
+                summary.not_selected += 1
+                continue
+            pairs.append((source, target, origin))
     summary.pairs = len(pairs)
     summary.skipped = dict(skipped)
     return pairs, summary
 
 
 def load_de_en_pairs():
-    """The shipped English-German pairs (Ding dictionary, GPL-2+).
+    """The Ding dictionary's English-German example sentences (GPL-2+).
 
     See `kzoo/data/files/DE_EN_PROVENANCE.md`. Returns `(pairs, summary)`
     like `load_sentence_pairs`, with English as the source.
@@ -171,7 +239,79 @@ def load_de_en_pairs():
     return load_sentence_pairs(DE_EN_PAIRS_PATH, strict=True)
 
 
+def check_origins(origins):
+    """`origins` as a tuple of names of `EN_DE_ORIGINS` (a single name is
+    fine), `None` kept; a `ValueError` naming the value otherwise."""
+    if origins is None:
+        return None
+    origins = (origins,) if isinstance(origins, str) else tuple(origins)
+    unknown = [o for o in origins if o not in EN_DE_ORIGINS]
+    if unknown or not origins:
+        raise ValueError(
+            f"`origins` must be a non-empty collection of {EN_DE_ORIGINS}; "
+            f"received {origins!r}"
+        )
+    return origins
+
+
+def load_en_de_pairs(origins=None):
+    """The shipped English-German corpus: `(english, german, origin)` triples.
+
+    148,125 pairs from Debian packages' game text, man pages, help and
+    manuals; English is unique under casefolding and whitespace. The licence
+    depends on the origin (`EN_DE_ORIGINS`; see
+    `kzoo/data/files/EN_DE_PROVENANCE.md`), so `origins` lets a user keep
+    only some: `load_en_de_pairs(origins=("wesnoth", "kde"))`.
+
+    Returns:
+        `(pairs, summary)` like `load_sentence_pairs` with `origin_column=2`.
+    """
+    return load_sentence_pairs(
+        EN_DE_PAIRS_PATH, strict=True, origin_column=2, origins=check_origins(origins)
+    )
+
+
+def load_corpus(corpus="en-de", strict=False, origins=None):
+    """One corpus by name or path, as `(source, target, origin)` triples.
+
+    Args:
+        corpus: `"en-de"` (or `""`): the shipped Debian corpus (the default);
+            `"ding"`: the shipped Ding dictionary sentences, origin `"ding"`;
+            anything else: the path of a user TSV (`source<TAB>target`, more
+            columns ignored), origin `"user"`.
+        strict: for a user TSV, raise on a bad line (the shipped files are
+            always read strictly).
+        origins: for `"en-de"`, the origins to keep (see `load_en_de_pairs`).
+
+    Returns:
+        `(pairs, summary)`.
+    """
+    if corpus in ("", "en-de"):
+        return load_en_de_pairs(origins)
+    if origins is not None:
+        raise ValueError(
+            "`origins` selects parts of the 'en-de' corpus only; received "
+            f"origins={origins!r} with corpus={corpus!r}"
+        )
+    if corpus == "ding":
+        pairs, summary = load_de_en_pairs()
+        return [(s, t, "ding") for s, t in pairs], summary
+    if not os.path.isfile(corpus):
+        raise ValueError(
+            f"`corpus` must be one of {CORPORA} or the path of an existing TSV "
+            f"file; received {corpus!r}"
+        )
+    pairs, summary = load_sentence_pairs(corpus, strict=strict)
+    return [(s, t, "user") for s, t in pairs], summary
+
+
 SplitPairs = collections.namedtuple("SplitPairs", ["train", "validation", "test"])
+
+
+def normalized_key(text):
+    """The form under which two sentences count as the same: casefolded,
+    whitespace collapsed ("Good  morning." == "good morning.")."""
+    return " ".join(text.casefold().split())
 
 
 def _unit_hash(text, salt):
@@ -182,21 +322,29 @@ def _unit_hash(text, salt):
 def split_pairs(pairs, validation_fraction=0.05, test_fraction=0.05, salt="kzoo"):
     """Deterministic train / validation / test split by a hash of the source.
 
-    A pair's split depends only on its source sentence (and `salt`), never on
-    the order or the content of the rest of the file, so adding lines to a
-    corpus does not move existing pairs between splits, and every pair with
-    the same source lands in the same split (no leakage of a source sentence
-    from training into test). Within a split, pairs are ordered by the hash,
-    so the split is identical for any permutation of the input.
+    A pair's split depends on its source sentence's `normalized_key` (and
+    `salt`), not on the order or the rest of the file, so adding lines to a
+    corpus does not move existing pairs between splits, and every pair whose
+    source is the same sentence up to case and whitespace lands in the same
+    split (no source sentence leaks from training into validation or test).
+    Within a split, pairs are ordered by the hash, so the split is identical
+    for any permutation of the input. Duplicate pairs are kept once.
+
+    Pairs may be `(source, target, origin)` triples (`load_corpus`). The
+    split is then stratified by origin: each origin's share of validation and
+    test is the fractions' in expectation (the hash), and an origin with at
+    least three distinct source sentences has at least one in validation and
+    one in test (its lowest-hash training sentences move there if the hash
+    gave it none).
 
     Args:
-        pairs: list of `(source, target)`.
+        pairs: list of `(source, target)` or `(source, target, origin)`.
         validation_fraction: expected share of the validation split.
         test_fraction: expected share of the test split.
         salt: changes the assignment as a whole (a different split).
 
     Returns:
-        `SplitPairs(train, validation, test)`, three lists of pairs.
+        `SplitPairs(train, validation, test)`, three lists of the tuples.
     """
     for name, value in (
         ("validation_fraction", validation_fraction),
@@ -209,18 +357,35 @@ def split_pairs(pairs, validation_fraction=0.05, test_fraction=0.05, salt="kzoo"
             "`validation_fraction` + `test_fraction` must be below 1 to leave "
             f"training data; received {validation_fraction} + {test_fraction}"
         )
-    keyed = sorted(
-        ((_unit_hash(source, salt), source, target) for source, target in set(pairs))
-    )
-    train, validation, test = [], [], []
-    for u, source, target in keyed:
+    groups = collections.defaultdict(list)  # normalized source -> its pairs
+    for pair in set(map(tuple, pairs)):
+        groups[normalized_key(pair[0])].append(pair)
+    hashes = {key: _unit_hash(key, salt) for key in groups}
+    homes = {}
+    for key, u in hashes.items():
         if u < test_fraction:
-            test.append((source, target))
+            homes[key] = "test"
         elif u < test_fraction + validation_fraction:
-            validation.append((source, target))
+            homes[key] = "validation"
         else:
-            train.append((source, target))
-    return SplitPairs(train, validation, test)
+            homes[key] = "train"
+    # Stratify by origin: every origin with >= 3 source sentences in each split.
+    strata = collections.defaultdict(list)
+    for key, members in groups.items():
+        if len(members[0]) > 2:
+            strata[min(p[2] for p in members)].append(key)
+    for keys in strata.values():
+        if len(keys) < 3:
+            continue
+        for split_name, fraction in (("test", test_fraction), ("validation", validation_fraction)):
+            if fraction > 0 and not any(homes[k] == split_name for k in keys):
+                movable = sorted((hashes[k], k) for k in keys if homes[k] == "train")
+                if movable:
+                    homes[movable[0][1]] = split_name
+    parts = {"train": [], "validation": [], "test": []}
+    for key in sorted(groups, key=lambda k: (hashes[k], k)):
+        parts[homes[key]].extend(sorted(groups[key]))
+    return SplitPairs(parts["train"], parts["validation"], parts["test"])
 
 
 def train_sentence_piece(

@@ -93,12 +93,12 @@ def test_smoke_run_writes_every_artefact_and_the_saved_model_serves(smoke_run):
     serve = served.signatures["serving_default"]
     from kzoo.data import translation
 
-    split = translation.split_pairs(translation.load_de_en_pairs()[0])
+    split = translation.split_pairs(translation.load_corpus()[0])  # the default corpus
     total = sum(len(p) for p in split)
     test = split.test[: max(1, round(len(split.test) * 300 / total))][:16]
-    outputs = serve(inputs=tf.constant([s for s, _ in test]))["outputs"].numpy()
+    outputs = serve(inputs=tf.constant([s for s, _, _ in test]))["outputs"].numpy()
     hypotheses = [o.decode("utf-8") for o in outputs]
-    bleu = sacrebleu.metrics.BLEU().corpus_score(hypotheses, [[t for _, t in test]])
+    bleu = sacrebleu.metrics.BLEU().corpus_score(hypotheses, [[t for _, t, _ in test]])
     assert round(bleu.score, 2) == metrics["bleu"]
 
     # Edge cases through the serving signature.
