@@ -103,7 +103,9 @@ def _train_one_step(model, input_data, output_index=0):
         loss="mean_squared_error",
         jit_compile=True,
     )
-    preds = model.predict(input_data, verbose=0)
+    # The target's shape from an eager call: `predict` would compile a second
+    # XLA program for nothing.
+    preds = model(input_data)
     target = np.ones_like(_to_numpy(keras.tree.flatten(preds)[output_index]))
     history = model.fit(input_data, target, epochs=1, batch_size=len(target), verbose=0)
     loss = history.history["loss"][-1]

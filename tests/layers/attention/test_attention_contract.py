@@ -275,3 +275,45 @@ def test_implicit_mask_reaches_a_sparse_variant():
     want = _np(layer(x, padding_mask=ids != 0))
     real = ids != 0
     np.testing.assert_allclose(out[real], want[real], atol=1e-6)
+
+
+# -- positions through the contract ------------------------------------------------------
+
+
+def test_rotary_scores_depend_only_on_the_relative_offset():
+    # Through the core's query/key hook: the same query and key vectors at
+    # positions (m, n) and (m + 7, n + 7) give the same score, so a sequence
+    # of identical tokens gives a Toeplitz score matrix.
+    layer = RotaryMultiHeadAttention(num_heads=2, key_dim=8)
+    x = np.broadcast_to(_x(batch=1, length=1), (1, 6, 8)).copy()
+    layer(x)
+    q = layer._query_dense(x)
+    k = layer._key_dense(x)
+    scores = []
+    for offset in (0, 7):
+        qr, kr = layer._project_query_key(q, k, offset)
+        scores.append(_np(ops.einsum("btnh,bsnh->bnts", qr, kr)))
+    np.testing.assert_allclose(scores[0], scores[1], atol=1e-4)
+    s = scores[0][0, 0]
+    for d in range(-5, 6):
+        diagonal = np.diagonal(s, offset=d)
+        np.testing.assert_allclose(diagonal, diagonal[0], atol=1e-4)
+    assert not np.allclose(np.diagonal(s, 0)[0], np.diagonal(s, 3)[0], atol=1e-3)
+
+
+def test_t5_buckets_on_a_table_of_offsets():
+    # The bucket of each relative offset (key - query), worked out by hand
+    # from T5's definition (Raffel et al., 2020; mesh_tensorflow's
+    # `_relative_position_bucket`): 32 buckets, max_distance 128.
+    from kzoo.layers.position.relative_position_bias import relative_position_bucket
+
+    table = {
+        True: {0: 0, -1: 1, -7: 7, -8: 8, -16: 10, -32: 12, -64: 14, -127: 15,
+               -500: 15, 1: 17, 7: 23, 8: 24, 16: 26, 128: 31},
+        False: {0: 0, 5: 0, -1: 1, -15: 15, -16: 16, -32: 21, -64: 26, -127: 31,
+                -128: 31, -1000: 31},
+    }
+    for bidirectional, expected in table.items():
+        offsets = np.array(list(expected), "int32")
+        got = _np(relative_position_bucket(ops.convert_to_tensor(offsets), bidirectional, 32, 128))
+        np.testing.assert_array_equal(got.astype(int), list(expected.values()))
