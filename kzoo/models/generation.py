@@ -36,6 +36,19 @@ def compile_step(model, step_fn, sampler):
     )
 
 
+def function_cache(model):
+    """The dict of compiled generate functions of `model`, created on use.
+
+    It lives in the instance `__dict__`, written past `__setattr__`, so
+    neither Keras nor TensorFlow tracks it: a tracked dict with tuple keys
+    and `tf.function` values would make `model.export()` and SavedModel
+    saving fail after a first `generate` (a non-string key), and compiled
+    functions are not state to save. Saving, loading and exporting
+    therefore work in any order with `generate`.
+    """
+    return model.__dict__.setdefault("_kzoo_generate_functions", {})
+
+
 def cached_generate_function(model, key, sampler, build_step):
     """The compiled function for `key` on `model`, built on first use.
 
@@ -43,7 +56,7 @@ def cached_generate_function(model, key, sampler, build_step):
     attribute `generate_trace_count` counts Python executions of step
     functions (i.e. traces), so tests can check that nothing retraces.
     """
-    cache = model.__dict__.setdefault("_kzoo_generate_functions", {})
+    cache = function_cache(model)
     if key not in cache:
         step = build_step(sampler)
 

@@ -10,6 +10,7 @@ from keras import ops
 
 from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
+from kzoo.models import generation
 from kzoo.layers.recurrent.attention_decoder import ATTENTION_TYPES
 from kzoo.layers.recurrent.attention_decoder import AttentionDecoder
 from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
@@ -191,7 +192,6 @@ class GRUTranslator(keras.Model):
         self.cell = cell
         self.dropout = dropout
         self.use_cudnn = use_cudnn
-        self._generate_functions = {}
         self.generate_trace_count = 0
 
     # -- forward pieces -----------------------------------------------------
@@ -399,12 +399,13 @@ class GRUTranslator(keras.Model):
             tuple(token_ids.shape), max_length, start_token_id, end_token_id,
             beam_size, float(length_penalty),
         )
-        if key not in self._generate_functions:
-            self._generate_functions[key] = self._make_generate_function(
+        functions = generation.function_cache(self)
+        if key not in functions:
+            functions[key] = self._make_generate_function(
                 max_length, start_token_id, end_token_id, beam_size,
                 float(length_penalty),
             )
-        return self._generate_functions[key](token_ids, padding_mask)
+        return functions[key](token_ids, padding_mask)
 
     # -- config -------------------------------------------------------------
 
