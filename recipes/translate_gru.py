@@ -21,7 +21,7 @@ and TensorBoard logs, a profiler trace and the resumable backup to
 
     python recipes/translate_gru.py                      # the default corpus
     #   (~15 min on 2 CPU cores with --corpus ding; the default has ~8x its pairs)
-    python recipes/translate_gru.py --smoke              # seconds, for tests
+    python recipes/translate_gru.py --smoke              # seconds; writes to *_smoke folders
     python recipes/translate_gru.py --size gpu --mixed_precision mixed_bfloat16
     python recipes/translate_gru.py --corpus spa-eng.txt --output_dir saved_models/es
     python recipes/translate_gru.py --corpus ding         # the Ding sentences

@@ -12,7 +12,7 @@ so it cannot be traced into a serving signature; translations go through
 `translation_common.PythonTranslator` with the same tokenizers.
 
     python recipes/translate_transformer.py            # 2 CPU cores
-    python recipes/translate_transformer.py --smoke    # seconds, for tests
+    python recipes/translate_transformer.py --smoke    # seconds; writes to *_smoke folders
     python recipes/translate_transformer.py --corpus ding   # the Ding sentences
     python recipes/translate_transformer.py --size gpu --mixed_precision mixed_bfloat16
 """

@@ -93,22 +93,35 @@ def parse_config(config_cls, sizes, argv=None, description=""):
     Every dataclass field is a flag (`--hidden_dim 256`, booleans as
     `--jit_compile` / `--no-jit_compile`); `--size NAME` picks a row of
     `sizes` and `--smoke` is `--size smoke`. Flags given explicitly win.
+    `--help` shows each flag's default. A smoke run writes to
+    `<output_dir>_smoke` and `<run_dir>_smoke` unless they are given.
     """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--size", choices=sorted(sizes), default="default")
     parser.add_argument("--smoke", action="store_true", help="same as --size smoke")
     for field in dataclasses.fields(config_cls):
         flag = f"--{field.name}"
+        by_size = sorted(s for s, row in sizes.items() if field.name in row)
+        help = f"default: {field.default!r}"
+        if by_size:
+            help += f" (set by --size {', '.join(by_size)})"
         if field.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None)
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None,
+                                help=help)
         elif field.name == "mixed_precision":
-            parser.add_argument(flag, choices=MIXED_PRECISION, default=None)
+            parser.add_argument(flag, choices=MIXED_PRECISION, default=None, help=help)
         else:
             kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
-            parser.add_argument(flag, type=kind, default=None)
+            parser.add_argument(flag, type=kind, default=None, help=help)
     args = parser.parse_args(argv)
     size = "smoke" if args.smoke else args.size
     values = dict(sizes.get(size, {}))
+    if size == "smoke":
+        # A smoke run never overwrites the real run's model or its resume
+        # backup: its folders get a suffix unless given explicitly.
+        for field in dataclasses.fields(config_cls):
+            if field.name in ("output_dir", "run_dir") and field.name not in values:
+                values[field.name] = field.default + "_smoke"
     for field in dataclasses.fields(config_cls):
         given = getattr(args, field.name)
         if given is not None:

@@ -216,3 +216,25 @@ def test_translator_matches_generate_by_hand_and_handles_edges(tmp_path):
     assert [o.decode() for o in result["outputs"].numpy()[:4]] == got
     expected = [len(np.asarray(src(x))) > 12 for x in sentences[:3]] + [True]
     assert result["truncated"].numpy().tolist()[:3] + [result["truncated"].numpy()[4]] == expected
+
+
+def test_smoke_runs_write_to_their_own_folders_and_help_shows_defaults(capsys):
+    _require_tf()
+    recipe = _recipe()
+    common = sys.modules["translation_common"]
+    config, size = common.parse_config(recipe.GRUConfig, recipe.SIZES, ["--smoke"])
+    assert size == "smoke"
+    assert config.output_dir == "saved_models/gru_translator_smoke"
+    assert config.run_dir == "runs/gru_translator_smoke"
+    full, _ = common.parse_config(recipe.GRUConfig, recipe.SIZES, [])
+    assert full.output_dir == "saved_models/gru_translator"
+    assert full.run_dir == "runs/gru_translator"
+    given, _ = common.parse_config(recipe.GRUConfig, recipe.SIZES,
+                                   ["--smoke", "--output_dir", "x", "--run_dir", "y"])
+    assert (given.output_dir, given.run_dir) == ("x", "y")
+    with pytest.raises(SystemExit):
+        common.parse_config(recipe.GRUConfig, recipe.SIZES, ["--help"])
+    text = capsys.readouterr().out
+    assert "--hidden_dim HIDDEN_DIM" in text
+    assert "default: 'saved_models/gru_translator'" in text
+    assert "set by --size" in text
