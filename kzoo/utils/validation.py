@@ -7,6 +7,7 @@ and what would be right, e.g.
 
 import numbers
 
+import numpy as np
 from keras import ops
 
 
@@ -131,3 +132,40 @@ def as_bool_mask(mask):
     if str(mask.dtype) != "bool":
         mask = ops.cast(mask, "bool")
     return mask
+
+
+def check_token_id_range(name, token_ids, vocabulary_size):
+    """Raises if concrete `token_ids` hold an id outside [0, vocabulary_size).
+
+    Does nothing on symbolic or traced tensors: there `guard_token_ids`
+    turns the embeddings of out-of-range ids into NaN instead.
+    """
+    from kzoo.backend.checks import is_concrete
+
+    if token_ids is None or not is_concrete(token_ids):
+        return
+    ids = np.asarray(ops.convert_to_numpy(token_ids))
+    if ids.size == 0:
+        return
+    bad = (ids < 0) | (ids >= vocabulary_size)
+    if bad.any():
+        where = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"`{name}` must hold ids in [0, {vocabulary_size}) (vocabulary_size="
+            f"{vocabulary_size}); received {int(ids[where])} at index {where}"
+            f" ({int(bad.sum())} id(s) out of range)"
+        )
+
+
+def guard_token_ids(embeddings, token_ids, vocabulary_size):
+    """NaN embeddings (B, T, D) wherever `token_ids` (B, T) is out of range.
+
+    The traced counterpart of `check_token_id_range` (no host callback, so
+    it survives XLA): a gather would otherwise clamp or wrap a bad id to a
+    real row and give finite garbage; NaN makes the outputs and the loss of
+    that example NaN, which `keras.callbacks.TerminateOnNaN` stops on.
+    Cost: one comparison and one select per embedding.
+    """
+    valid = ops.logical_and(token_ids >= 0, token_ids < vocabulary_size)
+    nan = ops.cast(float("nan"), embeddings.dtype)
+    return ops.where(valid[..., None], embeddings, nan)

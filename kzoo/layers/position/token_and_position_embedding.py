@@ -11,6 +11,8 @@ from keras import ops
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kzoo.utils.validation import check_positive_int
+from kzoo.utils.validation import check_token_id_range
+from kzoo.utils.validation import guard_token_ids
 
 # Every position choice a kzoo Transformer model takes: "learned" and
 # "sinusoidal" are added to the token embeddings here; "rotary", "alibi" and
@@ -65,6 +67,12 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Returns:
         (B, T, D) in the compute dtype.
 
+    Token ids outside [0, V) raise a `ValueError` that names the id and its
+    index when the ids are concrete (eager calls, NumPy inputs); under
+    tracing (`fit`, `predict`, `jit_compile`, SavedModel) their embeddings
+    are NaN, so the example's outputs and loss are NaN: never the finite
+    garbage of a clamped or wrapped gather.
+
     Example:
 
     >>> import numpy as np
@@ -118,7 +126,9 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
             self.position_embedding.build(tuple(token_ids_shape) + (self.hidden_dim,))
 
     def call(self, token_ids, start_index=0):
+        check_token_id_range("token_ids", token_ids, self.vocabulary_size)  # eager
         x = self.token_embedding(token_ids)  # (B, T, D)
+        x = guard_token_ids(x, token_ids, self.vocabulary_size)  # traced: NaN
         if self.scale_embeddings:
             x = ops.multiply(x, ops.cast(math.sqrt(self.hidden_dim), x.dtype))
         if self.position_embedding is not None:

@@ -22,6 +22,8 @@ from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_rate
+from kzoo.utils.validation import check_token_id_range
+from kzoo.utils.validation import guard_token_ids
 
 _NEG = -1e9  # log-probability of an impossible hypothesis, finite in float32
 
@@ -80,7 +82,10 @@ class GRUTranslator(keras.Model):
 
     Returns:
         float32 logits (B, T, V). Outputs at real positions do not depend
-        on right padding on either side.
+        on right padding on either side. Token ids outside the vocabulary
+        raise a `ValueError` on eager calls and in `generate`; under tracing
+        (`fit`, `predict`, `jit_compile`) their embeddings are NaN, so that
+        example's logits and loss are NaN.
 
     Example:
 
@@ -200,6 +205,7 @@ class GRUTranslator(keras.Model):
         """-> memory (B, S, H), mask (B, S) bool, decoder initial state."""
         mask = ops.cast(padding_mask, "bool")
         x = self.source_embedding(token_ids)  # (B, S, E)
+        x = guard_token_ids(x, token_ids, self.source_embedding.input_dim)  # traced: NaN
         x = self.source_dropout(x, training=training)
         outputs, *final = self.encoder(x, padding_mask=mask, training=training)
         memory = self.memory_projection(outputs)  # (B, S, H)
@@ -211,6 +217,7 @@ class GRUTranslator(keras.Model):
             inputs["encoder_token_ids"], inputs["encoder_padding_mask"], training
         )
         y = self.target_embedding(inputs["decoder_token_ids"])  # (B, T, E)
+        y = guard_token_ids(y, inputs["decoder_token_ids"], self.target_embedding.input_dim)
         y = self.target_dropout(y, training=training)
         outputs, weights = self.decoder(
             y,
@@ -225,7 +232,15 @@ class GRUTranslator(keras.Model):
 
     def call(self, inputs, training=None, mask=None):
         _check_inputs(inputs)
+        self._check_id_ranges(inputs)
         return super().call(inputs, training=training, mask=mask)
+
+    def _check_id_ranges(self, inputs):
+        """Eager inputs: ids out of range raise (traced: NaN, see _encode)."""
+        check_token_id_range("encoder_token_ids", inputs.get("encoder_token_ids"),
+                             self.source_vocabulary_size)
+        check_token_id_range("decoder_token_ids", inputs.get("decoder_token_ids"),
+                             self.target_vocabulary_size)
 
     def attention_weights(self, inputs):
         """Teacher-forced attention weights (B, T, S), float32, for heat maps."""
@@ -393,6 +408,8 @@ class GRUTranslator(keras.Model):
         check_integer_dtype("encoder_token_ids", encoder_token_ids)
         check_rank("encoder_token_ids", getattr(encoder_token_ids, "shape", None),
                    2, "(batch, source_length)")
+        check_token_id_range("encoder_token_ids", encoder_token_ids,
+                             self.source_vocabulary_size)
         token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
         padding_mask = ops.convert_to_tensor(encoder_padding_mask, "bool")
         key = (

@@ -16,6 +16,7 @@ from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoder
 from kzoo.models import generation
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
@@ -194,6 +195,7 @@ class TransformerLM(keras.Model):
                 f"received {max_length}"
             )
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
+        check_token_id_range("token_ids", inputs["token_ids"], self.vocabulary_size)
         token_ids = np.asarray(ops.convert_to_numpy(inputs["token_ids"])).astype("int32")
         mask = inputs.get("padding_mask")
         mask = np.ones_like(token_ids, bool) if mask is None else np.asarray(

@@ -18,6 +18,7 @@ from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoder
 from kzoo.models import generation
 from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
 from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int
@@ -178,6 +179,12 @@ class TransformerSeq2Seq(keras.Model):
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["encoder_token_ids"], _ENCODER_PAIRS)
         validate_token_inputs(inputs, ["decoder_token_ids"], _DECODER_PAIRS)
+        # Eager ids out of range raise here, named; traced ones are NaN
+        # (TokenAndPositionEmbedding).
+        check_token_id_range("encoder_token_ids", inputs["encoder_token_ids"],
+                             self.vocabulary_size)
+        check_token_id_range("decoder_token_ids", inputs["decoder_token_ids"],
+                             self.decoder_vocabulary_size or self.vocabulary_size)
         return super().call(inputs, training=training, mask=mask)
 
     # -- cached decoding ----------------------------------------------------
@@ -242,6 +249,8 @@ class TransformerSeq2Seq(keras.Model):
         check_non_negative_int("start_token_id", start_token_id)
         validate_token_inputs(inputs, ["encoder_token_ids"], _ENCODER_PAIRS)
         check_integer_dtype("encoder_token_ids", inputs["encoder_token_ids"])
+        check_token_id_range("encoder_token_ids", inputs["encoder_token_ids"],
+                             self.vocabulary_size)
         ids = np.asarray(ops.convert_to_numpy(inputs["encoder_token_ids"])).astype("int32")
         mask = inputs.get("encoder_padding_mask")
         mask = np.ones_like(ids, bool) if mask is None else np.asarray(
