@@ -86,3 +86,53 @@ def test_generate_raises(make, bad_id):
                            max_length=4, start_token_id=1)
         else:
             model.generate({"token_ids": ids, "padding_mask": ids >= 0}, max_length=6)
+
+
+# Empty batches, zero lengths and too-long inputs: an empty result or a named
+# error, never a deep backend error or a silent wrong result.
+
+
+@pytest.mark.parametrize("make", [_lm, _seq2seq, _gru], ids=["lm", "seq2seq", "gru"])
+def test_generate_on_an_empty_batch_returns_an_empty_result(make):
+    model, _, _ = make()
+    ids = np.zeros((0, 4), "int32")
+    if isinstance(model, GRUTranslator):
+        out = model.generate(ids, ids > 0, max_length=5, start_token_id=1, end_token_id=2)
+    elif isinstance(model, TransformerSeq2Seq):
+        out = model.generate({"encoder_token_ids": ids, "encoder_padding_mask": ids > 0},
+                             max_length=5, start_token_id=1)
+    else:
+        out = model.generate({"token_ids": ids, "padding_mask": ids > 0}, max_length=5)
+    assert tuple(np.asarray(out).shape) == (0, 5)
+
+
+@pytest.mark.parametrize("make", [_lm, _seq2seq, _gru], ids=["lm", "seq2seq", "gru"])
+def test_generate_on_zero_length_names_the_problem(make):
+    model, _, _ = make()
+    ids = np.zeros((2, 0), "int32")
+    if isinstance(model, GRUTranslator):
+        call = lambda: model.generate(ids, ids > 0, max_length=5, start_token_id=1,
+                                      end_token_id=2)
+    elif isinstance(model, TransformerSeq2Seq):
+        call = lambda: model.generate(
+            {"encoder_token_ids": ids, "encoder_padding_mask": ids > 0},
+            max_length=5, start_token_id=1)
+    else:
+        call = lambda: model.generate({"token_ids": ids, "padding_mask": ids > 0},
+                                      max_length=5)
+    with pytest.raises(ValueError, match="at least one"):
+        call()
+
+
+def test_lm_prompt_without_a_first_token_raises():
+    model, _, _ = _lm()
+    ids = np.array([[4, 5], [0, 0]], "int32")
+    with pytest.raises(ValueError, match=r"no token at position 0 in row\(s\) \[1\]"):
+        model.generate({"token_ids": ids, "padding_mask": ids > 0}, max_length=5)
+
+
+def test_too_long_names_max_sequence_length():
+    model, inputs, _ = _encoder()
+    ids = np.ones((2, 12), "int32")
+    with pytest.raises(ValueError, match=r"length 12 .* `max_sequence_length`=8"):
+        model(inputs(ids))

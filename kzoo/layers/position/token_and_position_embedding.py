@@ -127,6 +127,16 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 
     def call(self, token_ids, start_index=0):
         check_token_id_range("token_ids", token_ids, self.vocabulary_size)  # eager
+        length = token_ids.shape[1]
+        if (self.position_encoding == "learned" and isinstance(length, int)
+                and isinstance(start_index, int)
+                and length + start_index > self.max_sequence_length):
+            raise ValueError(
+                f"`token_ids` of length {length} (from position {start_index}) do not "
+                f"fit `max_sequence_length`={self.max_sequence_length}, the number of "
+                "learned positions; build the model with a larger "
+                "`max_sequence_length` or pass shorter inputs"
+            )
         x = self.token_embedding(token_ids)  # (B, T, D)
         x = guard_token_ids(x, token_ids, self.vocabulary_size)  # traced: NaN
         if self.scale_embeddings:

@@ -412,6 +412,15 @@ class GRUTranslator(keras.Model):
                              self.source_vocabulary_size)
         token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
         padding_mask = ops.convert_to_tensor(encoder_padding_mask, "bool")
+        batch, source_length = token_ids.shape
+        if batch == 0:  # an empty batch: an empty result
+            return ops.zeros((0, max_length), "int32")
+        if source_length == 0:
+            raise ValueError(
+                "`encoder_token_ids` must have at least one position (pad an empty "
+                "source to length 1 with a False `encoder_padding_mask`); received "
+                f"shape {tuple(token_ids.shape)}"
+            )
         key = (
             tuple(token_ids.shape), max_length, start_token_id, end_token_id,
             beam_size, float(length_penalty),

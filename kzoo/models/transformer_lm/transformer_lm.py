@@ -205,6 +205,16 @@ class TransformerLM(keras.Model):
                 f"`max_length` ({max_length}) must be >= the prompt length "
                 f"{token_ids.shape[1]}"
             )
+        if token_ids.shape[0] == 0:  # an empty batch: an empty result
+            return np.zeros((0, max_length), "int32")
+        if token_ids.shape[1] == 0 or not mask[:, 0].all():
+            rows = [] if token_ids.shape[1] == 0 else np.flatnonzero(~mask[:, 0]).tolist()
+            raise ValueError(
+                "every prompt needs at least one token, at position 0 (generation "
+                "continues from it; use a start token for an empty prompt); received "
+                + ("prompts of length 0" if token_ids.shape[1] == 0
+                   else f"no token at position 0 in row(s) {rows}")
+            )
         pad = ((0, 0), (0, max_length - token_ids.shape[1]))
         token_ids = np.pad(token_ids, pad, constant_values=padding_token_id)
         mask = np.pad(mask, pad, constant_values=False)

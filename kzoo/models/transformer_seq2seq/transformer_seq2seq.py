@@ -255,6 +255,14 @@ class TransformerSeq2Seq(keras.Model):
         mask = inputs.get("encoder_padding_mask")
         mask = np.ones_like(ids, bool) if mask is None else np.asarray(
             ops.convert_to_numpy(mask)).astype(bool)
+        if ids.shape[0] == 0:  # an empty batch: an empty result
+            return np.zeros((0, max_length), "int32")
+        if ids.shape[1] == 0:
+            raise ValueError(
+                "`encoder_token_ids` must have at least one position (pad an empty "
+                "source to length 1 with a False `encoder_padding_mask`); received "
+                f"shape {tuple(ids.shape)}"
+            )
         sampler_obj = generation.resolve_sampler(self, sampler)
         key = ("seq2seq", generation.sampler_key(sampler), max_length, start_token_id,
                end_token_id, padding_token_id)
