@@ -8,8 +8,8 @@ import keras
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate

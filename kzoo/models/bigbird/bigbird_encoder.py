@@ -11,8 +11,8 @@ from kzoo.backend.saved_model import NoDefaultSaveSignature
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.bigbird.bigbird_encoder_block import BigBirdEncoderBlock
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate

@@ -14,8 +14,8 @@ from kzoo.models.linear_attention.linear_attention_encoder_blocks import (
     PerformerEncoderBlock,
 )
 from kzoo.layers.dropout import Dropout
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 

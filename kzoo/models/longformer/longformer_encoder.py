@@ -12,8 +12,8 @@ from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kzoo.layers.attention.longformer_attention import check_attention_window
 from kzoo.models.longformer.longformer_encoder_block import LongformerEncoderBlock
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_float
 from kzoo.utils.validation import check_positive_int

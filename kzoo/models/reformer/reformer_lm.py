@@ -12,8 +12,8 @@ from kzoo.layers.attention.lsh_attention import LSHAttention
 from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
 from kzoo.models.reformer.pre_norm_branch import PreNormBranch
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 from kzoo.utils.validation import static_shape

@@ -9,8 +9,8 @@ from keras import ops
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.sparse_transformer.sparse_transformer_block import SparseTransformerBlock
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 

@@ -4,55 +4,16 @@ Letters: B batch, T length, D `hidden_dim`, V `vocabulary_size`.
 """
 
 import keras
-from keras import ops
 
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEmbedding
 from kzoo.layers.position.token_and_position_embedding import attention_position
 from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
-from kzoo.utils.validation import check_divisible
-from kzoo.utils.validation import check_integer_dtype
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_rate
-from kzoo.utils.validation import check_same_dims
-from kzoo.utils.validation import static_shape
-
-
-def validate_token_inputs(inputs, id_names, mask_pairs=()):
-    """Checks a dict of model inputs before the graph runs.
-
-    `id_names` must hold rank-2 integer ids; each `(mask, ids)` pair in
-    `mask_pairs` must have the shape of its ids. Errors name the input.
-    """
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            f"inputs must be a dict with keys {list(id_names)}; received "
-            f"{type(inputs).__name__}"
-        )
-    for name in id_names:
-        if name not in inputs:
-            raise ValueError(f"inputs miss `{name}`; received keys {sorted(inputs)}")
-        check_rank(name, static_shape(inputs[name]), 2, "(batch, length)")
-        check_integer_dtype(name, inputs[name])
-    for mask_name, ids_name in mask_pairs:
-        if inputs.get(mask_name) is not None:
-            check_same_dims(
-                mask_name,
-                static_shape(inputs[mask_name]),
-                static_shape(inputs[ids_name]),
-                f"the shape of `{ids_name}`",
-            )
-
-
-def check_model_sizes(vocabulary_size, num_layers, num_heads, hidden_dim, intermediate_dim):
-    check_positive_int("vocabulary_size", vocabulary_size)
-    check_positive_int("num_layers", num_layers)
-    check_positive_int("num_heads", num_heads)
-    check_positive_int("hidden_dim", hidden_dim)
-    check_positive_int("intermediate_dim", intermediate_dim)
-    check_divisible("hidden_dim", hidden_dim, "num_heads", num_heads)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")

@@ -14,8 +14,8 @@ from kzoo.layers.position.token_and_position_embedding import attention_position
 from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.models import generation
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate

@@ -16,8 +16,8 @@ from kzoo.layers.position.token_and_position_embedding import check_position_enc
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.models import generation
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_non_negative_int

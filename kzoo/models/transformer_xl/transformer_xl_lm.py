@@ -9,8 +9,8 @@ import numpy as np
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
-from kzoo.models.transformer_encoder.transformer_encoder import check_model_sizes
-from kzoo.models.transformer_encoder.transformer_encoder import validate_token_inputs
+from kzoo.models.checks import check_model_sizes
+from kzoo.models.checks import validate_token_inputs
 from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
