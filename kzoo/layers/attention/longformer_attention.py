@@ -108,8 +108,10 @@ class LongformerAttention(MultiHeadAttention):
             (eager), the sequence length when traced (exact but O(n^2) for
             the global rows: set a bound for long sequences under
             `tf.function` / `jit`). With a bound, a concrete mask with more
-            global tokens raises; a traced one treats the extra ones as
-            local tokens.
+            global tokens raises a `ValueError`; under tracing (`fit`,
+            `predict`, XLA, SavedModel), where no error can be raised, that
+            sequence's outputs are NaN (never a silent demotion of its extra
+            global tokens to local ones).
         **kwargs: `value_dim`, `dropout`, `use_bias`, `output_dim`,
             `kernel_initializer`, `bias_initializer`, `seed` as for
             `MultiHeadAttention`, and base layer arguments.
@@ -293,7 +295,21 @@ class LongformerAttention(MultiHeadAttention):
         globals_ = self._global_columns(glob, key, value, valid)
         out = self._band(q, key, value, key_mask, globals_, training)  # (B,T,N,V)
         out = self._global_rows(out, q, key, value, valid, glob, inputs[0], training)
-        return out, None
+        return self._poison_overflow(out, glob), None
+
+    @staticmethod
+    def _poison_overflow(out, glob):
+        """NaN rows for sequences with more global tokens than slots.
+
+        Only reachable under tracing with `max_global_tokens` set (a concrete
+        mask over the bound raises in `_global_slots`): the traced
+        counterpart of that error, with no host callback, so it survives
+        XLA. Such a sequence's outputs and loss are NaN instead of silently
+        treating its extra global tokens as local ones.
+        """
+        overflow = glob["rank"][:, -1] > glob["slots"]  # (B,)
+        nan = ops.cast(float("nan"), out.dtype)
+        return ops.where(overflow[:, None, None, None], nan, out)
 
     @staticmethod
     def _valid_tokens(query, padding_mask):

@@ -407,3 +407,27 @@ def test_traced_without_global_bound_warns_of_quadratic_rows():
         bounded = trace(1)
     # One global token a sequence: the bound changes the cost, not the numbers.
     np.testing.assert_allclose(bounded, unbounded, atol=1e-5)
+
+
+def test_traced_global_tokens_over_the_bound_give_nan_rows_not_silent_local_tokens():
+    """Eager: more global tokens than `max_global_tokens` raise (test_bad_inputs).
+    Traced and XLA-compiled: that sequence's outputs are NaN, the others exact."""
+    x = _data()
+    glob = np.zeros((2, 11), bool)
+    glob[0, :3] = True  # 3 > the bound of 2
+    glob[1, :1] = True
+    layer = LongformerAttention(num_heads=2, key_dim=4, attention_window=2,
+                                max_global_tokens=2)
+    inputs = {
+        "query": keras.Input((11, 8), batch_size=2, name="query"),
+        "global_attention_mask": keras.Input((11,), batch_size=2, dtype="bool",
+                                             name="global_attention_mask"),
+    }
+    model = keras.Model(inputs, layer(**inputs))
+    model.compile(jit_compile=True)
+    traced = model.predict({"query": x, "global_attention_mask": glob}, verbose=0)
+    assert np.isnan(traced[0]).all()
+    eager = _np(layer(x[1:], global_attention_mask=glob[1:]))
+    np.testing.assert_allclose(traced[1], eager[0], atol=1e-5)
+    with pytest.raises(ValueError, match="more global tokens than `max_global_tokens`=2"):
+        layer(x, global_attention_mask=glob)
