@@ -115,11 +115,12 @@ def run(config, train_ids, val_ids, vocabulary_size, use_memory):
     @tf.function(reduce_retracing=True)
     def train_step(ids, labels, memories):
         with tf.GradientTape() as tape:
-            logits, new_memories = model(
+            out = model(
                 {"token_ids": ids, "padding_mask": tf.ones_like(ids, tf.bool),
                  "memories": memories},
                 training=True,
             )
+            logits, new_memories = out["logits"], out["memories"]
             loss = loss_fn(labels, logits)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -140,10 +141,11 @@ def run(config, train_ids, val_ids, vocabulary_size, use_memory):
     val_out = streams(val_ids[1:], config.batch_size, config.segment_length)
     memories, total, count = empty, 0.0, 0
     for ids, labels in zip(val_in, val_out):
-        logits, new_memories = model(
+        out = model(
             {"token_ids": ids, "padding_mask": np.ones(ids.shape, bool),
              "memories": memories}, training=False,
         )
+        logits, new_memories = out["logits"], out["memories"]
         memories = keras.ops.convert_to_numpy(new_memories) if use_memory else empty
         nll = keras.ops.convert_to_numpy(
             keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)

@@ -20,9 +20,12 @@ def _np(x):
 
 
 def _run(model, ids, memories):
-    # Keras refuses a dict mixing NumPy arrays and tensors: pass NumPy.
-    return model({"token_ids": ids, "padding_mask": np.ones(ids.shape, bool),
-                  "memories": _np(memories)})
+    # Memories as they come back (tensors) beside NumPy ids: the model
+    # converts the mixed dict.
+    out = model({"token_ids": ids, "padding_mask": np.ones(ids.shape, bool),
+                 "memories": memories})
+    assert sorted(out) == ["logits", "memories"]
+    return out["logits"], out["memories"]
 
 
 def test_harness_with_memory_and_padding():
@@ -128,3 +131,24 @@ def test_block_stops_the_gradient_into_memory():
         g_x = jax.grad(lambda v: block(v, memory=mem).sum())(x)
     assert np.all(np.asarray(g_mem) == 0)
     assert np.any(np.asarray(g_x) != 0)
+
+
+def test_fit_with_a_loss_on_logits_only_and_memories_fed_back():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = TransformerXLLM(**dict(SMALL, memory_length=4))
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss={
+        "logits": keras.losses.SparseCategoricalCrossentropy(from_logits=True)})
+    ids = _ids(t=9)
+    inputs, labels = ids[:, :-1], ids[:, 1:]
+    memories = model.initial_memories(2)
+    first = None
+    for _ in range(5):
+        for start in (0, 4):
+            x = {"token_ids": inputs[:, start:start + 4],
+                 "padding_mask": np.ones((2, 4), bool), "memories": memories}
+            loss = model.train_on_batch(x, {"logits": labels[:, start:start + 4]})
+            first = loss if first is None else first
+            memories = model(x)["memories"]  # a tensor, fed back as is
+    assert np.isfinite(loss) and loss < first

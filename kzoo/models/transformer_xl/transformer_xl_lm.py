@@ -52,8 +52,22 @@ class TransformerXLLM(keras.Model):
             previous call or `initial_memories(batch_size)` (M0 = 0).
 
     Returns:
-        `(logits, new_memories)`: (B, T, V) float32 and
-        (B, L, min(M0 + T, memory_length), D).
+        A dict: `logits` (B, T, V) float32 and `memories` (B, L,
+        min(M0 + T, memory_length), D), the memories for the next segment.
+        Pass them back as they come (tensors) or as NumPy: the model
+        converts a dict that mixes both.
+
+    Training with memories: the loss goes on `logits` only, by name, with
+    no placeholder for `memories` (they carry no gradient):
+
+        model.compile(optimizer="adam", loss={"logits": keras.losses.
+            SparseCategoricalCrossentropy(from_logits=True)})
+        model.fit({"token_ids": ids, "padding_mask": mask,
+                   "memories": memories}, {"logits": labels})
+
+    Carrying memories from batch to batch (a stream split into segments)
+    needs a loop over segments; `recipes/transformer_xl_memory.py` is one,
+    and `generate` carries them across the prompt's segments.
 
     Example:
 
@@ -125,7 +139,7 @@ class TransformerXLLM(keras.Model):
                 "padding_mask": padding_mask,
                 "memories": memories,
             },
-            outputs=(logits, new_memories),
+            outputs={"logits": logits, "memories": new_memories},
             dtype=dtype,
             **kwargs,
         )
@@ -142,6 +156,16 @@ class TransformerXLLM(keras.Model):
     def initial_memories(self, batch_size):
         """Empty memories (B, L, 0, D) for the first segment."""
         return np.zeros((batch_size, self.num_layers, 0, self.hidden_dim), "float32")
+
+    def __call__(self, inputs, *args, **kwargs):
+        # Memories come back as tensors and ids are often NumPy; Keras
+        # refuses a dict that mixes the two, so concrete values become
+        # tensors here (symbolic inputs pass through).
+        if isinstance(inputs, dict) and not any(
+            isinstance(v, keras.KerasTensor) for v in inputs.values()
+        ):
+            inputs = {k: ops.convert_to_tensor(v) for k, v in inputs.items()}
+        return super().__call__(inputs, *args, **kwargs)
 
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
@@ -190,7 +214,7 @@ class TransformerXLLM(keras.Model):
             memories = self.initial_memories(batch)
 
         def step(segment, memories):
-            logits, memories = self(
+            out = self(
                 {
                     "token_ids": segment,
                     "padding_mask": np.ones(segment.shape, bool),
@@ -198,7 +222,7 @@ class TransformerXLLM(keras.Model):
                 },
                 training=False,
             )
-            return ops.convert_to_numpy(logits), ops.convert_to_numpy(memories)
+            return ops.convert_to_numpy(out["logits"]), out["memories"]
 
         for start in range(0, length, segment_length):
             logits, memories = step(ids[:, start : start + segment_length], memories)
