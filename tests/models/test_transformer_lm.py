@@ -130,8 +130,12 @@ def test_bad_inputs():
         lm({**data, "padding_mask": data["padding_mask"][:, :2]})
     with pytest.raises(ValueError, match="max_length.*40"):
         lm.generate(data, max_length=40)
+    prompts = {**data, "padding_mask": np.ones_like(data["padding_mask"])}
     with pytest.raises(ValueError, match="sampler.*nucleus"):
-        lm.generate(data, max_length=8, sampler="nucleus")
+        lm.generate(prompts, max_length=8, sampler="nucleus")
+    # A fully padded prompt row (row 2 of `data`) has nothing to continue.
+    with pytest.raises(ValueError, match=r"no token at position 0 in row\(s\) \[2\]"):
+        lm.generate(data, max_length=8)
 
 
 def test_alibi_trained_at_length_l_holds_its_loss_at_2l():
