@@ -37,8 +37,16 @@ class FrozenSentencePiece(tf.Module):
 
     Example:
 
+    >>> import tensorflow as tf
+    >>> from kzoo.data.tokenizers import FrozenSentencePiece
+    >>> from kzoo.data.translation import train_sentence_piece
+    >>> tokenizer = train_sentence_piece(["Good morning.", "Good night."], 30)
     >>> frozen = FrozenSentencePiece(tokenizer, {"Good", "morning."})
-    >>> frozen.tokenize(tf.constant(["Good morning."]))  # == tokenizer(...)
+    >>> ids = frozen.tokenize(tf.constant(["Good morning."]))
+    >>> ids.to_list() == tokenizer(["Good morning."])  # the same pieces
+    True
+    >>> frozen.detokenize(ids).numpy().tolist()
+    [b'Good morning.']
     """
 
     def __init__(self, tokenizer, words=(), unk_id=1):

@@ -50,10 +50,32 @@ class Translator:
 
     Example:
 
-    >>> translator = Translator(model, source_tokenizer, target_tokenizer)
-    >>> translator(["Good morning.", ""])
-    ['Guten Morgen.', '']
-    >>> translator.export("saved_models/gru_translator/saved_model")
+    A tiny untrained model and tokenizers trained on three sentences; with
+    the trained model and tokenizers of `recipes/translate_gru.py`,
+    `translator(["Good morning."])` gives `['Guten Morgen.']`.
+
+    >>> import os, tempfile
+    >>> from kzoo import GRUTranslator
+    >>> from kzoo.data.tokenizers import FrozenSentencePiece, corpus_words
+    >>> from kzoo.data.translation import train_sentence_piece
+    >>> from kzoo.export.translator import Translator
+    >>> english = ["Good morning.", "Good night.", "Thank you very much."]
+    >>> german = ["Guten Morgen.", "Gute Nacht.", "Vielen Dank."]
+    >>> source = train_sentence_piece(english, 30)
+    >>> target = train_sentence_piece(german, 30)
+    >>> model = GRUTranslator(source.vocabulary_size(), target.vocabulary_size(),
+    ...                       embedding_dim=8, hidden_dim=8)
+    >>> translator = Translator(
+    ...     model, FrozenSentencePiece(source, corpus_words(english)),
+    ...     FrozenSentencePiece(target), max_output_length=4)
+    >>> outputs = translator(["Good morning.", ""])  # untrained: any pieces
+    >>> isinstance(outputs[0], str), outputs[1]
+    (True, '')
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> path = translator.export(os.path.join(tmp.name, "saved_model"))
+    >>> os.path.exists(os.path.join(path, "saved_model.pb"))
+    True
+    >>> tmp.cleanup()
     """
 
     def __init__(

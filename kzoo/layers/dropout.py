@@ -32,8 +32,10 @@ class Dropout(keras.layers.Dropout):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import Dropout
     >>> layer = Dropout(0.5, seed=0)
-    >>> layer(keras.ops.ones((2, 4)), training=True).shape
+    >>> tuple(layer(keras.ops.ones((2, 4)), training=True).shape)
     (2, 4)
     """
 

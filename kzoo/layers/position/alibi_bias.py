@@ -56,8 +56,10 @@ class ALiBiBias(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import ALiBiBias
     >>> x = keras.random.normal((2, 5, 16))
-    >>> ALiBiBias(num_heads=4)(x).shape
+    >>> tuple(ALiBiBias(num_heads=4)(x).shape)
     (1, 4, 5, 5)
     """
 

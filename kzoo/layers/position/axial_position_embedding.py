@@ -34,8 +34,10 @@ class AxialPositionEmbedding(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import AxialPositionEmbedding
     >>> emb = AxialPositionEmbedding(axial_shape=(4, 8))
-    >>> emb(keras.ops.zeros((2, 32, 16))).shape
+    >>> tuple(emb(keras.ops.zeros((2, 32, 16))).shape)
     (2, 32, 16)
     """
 

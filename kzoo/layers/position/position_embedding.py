@@ -34,8 +34,10 @@ class PositionEmbedding(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import PositionEmbedding
     >>> x = keras.random.normal((2, 5, 16))
-    >>> PositionEmbedding(sequence_length=32)(x).shape
+    >>> tuple(PositionEmbedding(sequence_length=32)(x).shape)
     (2, 5, 16)
     """
 

@@ -69,8 +69,10 @@ class RelativePositionBias(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import RelativePositionBias
     >>> x = keras.random.normal((2, 5, 16))
-    >>> RelativePositionBias(num_heads=4)(x).shape
+    >>> tuple(RelativePositionBias(num_heads=4)(x).shape)
     (1, 4, 5, 5)
     """
 

@@ -39,8 +39,10 @@ class RotaryEmbedding(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import RotaryEmbedding
     >>> q = keras.random.normal((2, 5, 4, 8))
-    >>> RotaryEmbedding()(q).shape
+    >>> tuple(RotaryEmbedding()(q).shape)
     (2, 5, 4, 8)
     """
 

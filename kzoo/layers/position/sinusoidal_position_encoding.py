@@ -35,8 +35,10 @@ class SinusoidalPositionEncoding(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import SinusoidalPositionEncoding
     >>> x = keras.random.normal((2, 5, 16))
-    >>> (x + SinusoidalPositionEncoding()(x)).shape
+    >>> tuple((x + SinusoidalPositionEncoding()(x)).shape)
     (2, 5, 16)
     """
 

@@ -76,10 +76,12 @@ class AttentionDecoder(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import AttentionDecoder
     >>> decoder = AttentionDecoder(hidden_dim=8, attention="luong_general")
     >>> y, memory = keras.random.normal((2, 4, 6)), keras.random.normal((2, 5, 8))
     >>> outputs, weights = decoder(y, memory)
-    >>> outputs.shape, weights.shape
+    >>> tuple(outputs.shape), tuple(weights.shape)
     ((2, 4, 8), (2, 4, 5))
     """
 

@@ -38,10 +38,13 @@ class BahdanauAttention(RecurrentAttention):
 
     Example:
 
+    >>> import keras
+    >>> from keras import ops
+    >>> from kzoo.layers import BahdanauAttention
     >>> layer = BahdanauAttention(units=8)
     >>> q, v = keras.random.normal((2, 3, 4)), keras.random.normal((2, 5, 6))
     >>> context, weights = layer(q, v, padding_mask=ops.ones((2, 5), "bool"))
-    >>> context.shape, weights.shape
+    >>> tuple(context.shape), tuple(weights.shape)
     ((2, 3, 6), (2, 3, 5))
     """
 

@@ -40,10 +40,12 @@ class LuongAttention(RecurrentAttention):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import LuongAttention
     >>> layer = LuongAttention(score="general")
     >>> q, v = keras.random.normal((2, 3, 4)), keras.random.normal((2, 5, 6))
     >>> context, weights = layer(q, v)
-    >>> context.shape, weights.shape
+    >>> tuple(context.shape), tuple(weights.shape)
     ((2, 3, 6), (2, 3, 5))
     """
 

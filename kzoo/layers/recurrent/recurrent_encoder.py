@@ -76,9 +76,12 @@ class RecurrentEncoder(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from keras import ops
+    >>> from kzoo.layers import RecurrentEncoder
     >>> encoder = RecurrentEncoder(hidden_dim=8, num_layers=2)
     >>> x = keras.random.normal((2, 5, 4))
-    >>> encoder(x, padding_mask=ops.ones((2, 5), "bool")).shape
+    >>> tuple(encoder(x, padding_mask=ops.ones((2, 5), "bool")).shape)
     (2, 5, 16)
     """
 

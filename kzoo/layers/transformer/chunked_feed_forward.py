@@ -36,8 +36,10 @@ class ChunkedFeedForward(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import ChunkedFeedForward
     >>> ff = ChunkedFeedForward(intermediate_dim=32, chunk_size=4)
-    >>> ff(keras.random.normal((2, 10, 16))).shape
+    >>> tuple(ff(keras.random.normal((2, 10, 16))).shape)
     (2, 10, 16)
     """
 

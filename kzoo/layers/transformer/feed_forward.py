@@ -44,8 +44,10 @@ class FeedForward(keras.layers.Layer):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.layers import FeedForward
     >>> ffn = FeedForward(intermediate_dim=32, activation="silu", gated=True)
-    >>> ffn(keras.random.normal((2, 5, 16))).shape
+    >>> tuple(ffn(keras.random.normal((2, 5, 16))).shape)
     (2, 5, 16)
     """
 

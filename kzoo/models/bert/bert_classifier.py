@@ -116,7 +116,15 @@ class BertClassifier(PooledClassifier):
 
     Example:
 
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> from kzoo import BertClassifier, BertEncoder
     >>> clf = BertClassifier(BertEncoder.from_size("tiny", vocabulary_size=100), 3)
+    >>> ids = np.ones((2, 8), "int32")
+    >>> logits = clf({"token_ids": ids, "segment_ids": 0 * ids,
+    ...               "padding_mask": ids > 0})
+    >>> tuple(ops.shape(logits)), ops.dtype(logits)
+    ((2, 3), 'float32')
     """
 
     def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,

@@ -65,11 +65,13 @@ class BertEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import BertEncoder
     >>> encoder = BertEncoder.from_size("tiny", vocabulary_size=100)
     >>> ids = np.ones((2, 8), "int32")
     >>> out = encoder({"token_ids": ids, "segment_ids": 0 * ids,
     ...                "padding_mask": ids > 0})
-    >>> out["pooled_output"].shape
+    >>> tuple(out["pooled_output"].shape)
     (2, 128)
     """
 

@@ -71,7 +71,16 @@ class BertMaskedLM(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> from kzoo import BertEncoder, BertMaskedLM
     >>> mlm = BertMaskedLM(BertEncoder.from_size("tiny", vocabulary_size=100))
+    >>> ids = np.ones((2, 8), "int32")
+    >>> logits = mlm({"token_ids": ids, "segment_ids": 0 * ids,
+    ...               "padding_mask": ids > 0,
+    ...               "mask_positions": np.array([[1, 4], [2, 3]], "int32")})
+    >>> tuple(ops.shape(logits)), ops.dtype(logits)
+    ((2, 2, 100), 'float32')
     """
 
     def __init__(self, encoder, dtype=None, **kwargs):

@@ -53,10 +53,12 @@ class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import BigBirdEncoder
     >>> encoder = BigBirdEncoder(100, 2, 2, 16, 32, block_size=4,
     ...                          num_random_blocks=1, max_sequence_length=64)
     >>> ids = np.ones((2, 24), "int32")
-    >>> encoder({"token_ids": ids, "padding_mask": ids > 0}).shape
+    >>> tuple(encoder({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 24, 16)
     """
 

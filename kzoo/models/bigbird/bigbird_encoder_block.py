@@ -27,8 +27,10 @@ class BigBirdEncoderBlock(TransformerEncoderBlock):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.models.bigbird.bigbird_encoder_block import BigBirdEncoderBlock
     >>> block = BigBirdEncoderBlock(2, 32, block_size=4, num_random_blocks=1, seed=0)
-    >>> block(keras.random.normal((2, 24, 16))).shape
+    >>> tuple(block(keras.random.normal((2, 24, 16))).shape)
     (2, 24, 16)
     """
 

@@ -89,10 +89,12 @@ class GRUTranslator(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import GRUTranslator
     >>> model = GRUTranslator(50, 40, embedding_dim=8, hidden_dim=16)
     >>> ids = np.array([[5, 6, 2, 0]], "int32")
-    >>> model.generate(ids, ids > 0, max_length=5, start_token_id=1,
-    ...                end_token_id=2, beam_size=3).shape
+    >>> tuple(model.generate(ids, ids > 0, max_length=5, start_token_id=1,
+    ...                      end_token_id=2, beam_size=3).shape)
     (1, 5)
     """
 

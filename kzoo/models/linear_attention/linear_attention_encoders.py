@@ -91,9 +91,11 @@ class PerformerEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import PerformerEncoder
     >>> encoder = PerformerEncoder(100, 2, 2, 16, 32, max_sequence_length=64)
-    >>> encoder({"token_ids": np.ones((2, 8), "int32"),
-    ...          "padding_mask": np.ones((2, 8), bool)}).shape
+    >>> tuple(encoder({"token_ids": np.ones((2, 8), "int32"),
+    ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
 
@@ -193,10 +195,12 @@ class LinformerEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import LinformerEncoder
     >>> encoder = LinformerEncoder(100, 2, 2, 16, 32, max_sequence_length=64,
     ...                            projected_length=8)
-    >>> encoder({"token_ids": np.ones((2, 8), "int32"),
-    ...          "padding_mask": np.ones((2, 8), bool)}).shape
+    >>> tuple(encoder({"token_ids": np.ones((2, 8), "int32"),
+    ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
 

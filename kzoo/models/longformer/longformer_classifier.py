@@ -51,8 +51,17 @@ class LongformerClassifier(PooledClassifier):
 
     Example:
 
+    >>> import numpy as np
+    >>> from keras import ops
+    >>> from kzoo import LongformerClassifier, LongformerEncoder
     >>> enc = LongformerEncoder(100, 2, 2, 16, 32, attention_window=4, max_sequence_length=64)
     >>> clf = LongformerClassifier(enc, num_classes=3)
+    >>> ids = np.ones((2, 12), "int32")
+    >>> glob = np.zeros((2, 12), bool); glob[:, 0] = True
+    >>> logits = clf({"token_ids": ids, "padding_mask": ids > 0,
+    ...               "global_attention_mask": glob})
+    >>> tuple(ops.shape(logits)), ops.dtype(logits)
+    ((2, 3), 'float32')
     """
 
     def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,

@@ -71,12 +71,14 @@ class LongformerEncoder(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import LongformerEncoder
     >>> encoder = LongformerEncoder(100, 2, 2, 16, 32, attention_window=4,
     ...                             max_sequence_length=64)
     >>> ids = np.ones((2, 12), "int32")
     >>> glob = np.zeros((2, 12), bool); glob[:, 0] = True
-    >>> encoder({"token_ids": ids, "padding_mask": ids > 0,
-    ...          "global_attention_mask": glob}).shape
+    >>> tuple(encoder({"token_ids": ids, "padding_mask": ids > 0,
+    ...                "global_attention_mask": glob}).shape)
     (2, 12, 16)
     """
 

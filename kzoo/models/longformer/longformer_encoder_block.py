@@ -27,8 +27,11 @@ class LongformerEncoderBlock(TransformerEncoderBlock):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.models.longformer.longformer_encoder_block import (
+    ...     LongformerEncoderBlock)
     >>> block = LongformerEncoderBlock(2, 32, attention_window=4)
-    >>> block(keras.random.normal((2, 10, 16))).shape
+    >>> tuple(block(keras.random.normal((2, 10, 16))).shape)
     (2, 10, 16)
     """
 

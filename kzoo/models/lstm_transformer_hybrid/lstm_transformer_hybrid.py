@@ -62,10 +62,12 @@ class LSTMTransformerHybrid(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import LSTMTransformerHybrid
     >>> model = LSTMTransformerHybrid(50, 2, hidden_dim=16, num_heads=2,
     ...                               intermediate_dim=32)
     >>> ids = np.array([[4, 5, 0]], "int32")
-    >>> model({"token_ids": ids, "padding_mask": ids > 0}).shape
+    >>> tuple(model({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (1, 2)
     """
 

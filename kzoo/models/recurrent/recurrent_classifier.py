@@ -35,9 +35,11 @@ class RecurrentClassifier(RecurrentSequenceModel):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import RecurrentClassifier
     >>> model = RecurrentClassifier(50, 3, hidden_dim=8, embedding_dim=8)
     >>> ids = np.array([[4, 5, 0]], "int32")
-    >>> model({"token_ids": ids, "padding_mask": ids > 0}).shape
+    >>> tuple(model({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (1, 3)
     """
 

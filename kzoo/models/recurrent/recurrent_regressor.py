@@ -35,9 +35,11 @@ class RecurrentRegressor(RecurrentSequenceModel):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import RecurrentRegressor
     >>> model = RecurrentRegressor(output_dim=2, num_features=3, hidden_dim=8)
     >>> x = np.random.rand(4, 7, 3).astype("float32")
-    >>> model({"features": x, "padding_mask": np.ones((4, 7), bool)}).shape
+    >>> tuple(model({"features": x, "padding_mask": np.ones((4, 7), bool)}).shape)
     (4, 2)
     """
 

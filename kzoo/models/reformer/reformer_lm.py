@@ -66,9 +66,11 @@ class ReformerLM(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import ReformerLM
     >>> lm = ReformerLM(50, 2, 2, 16, 32, axial_shape=(4, 8), bucket_size=8)
     >>> ids = np.ones((2, 16), "int32")
-    >>> lm({"token_ids": ids, "padding_mask": ids > 0}).shape
+    >>> tuple(lm({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 16, 50)
     """
 

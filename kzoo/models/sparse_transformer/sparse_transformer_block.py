@@ -26,8 +26,12 @@ class SparseTransformerBlock(TransformerEncoderBlock):
 
     Example:
 
+    >>> import keras
+    >>> from kzoo.models.sparse_transformer.sparse_transformer_block import (
+    ...     SparseTransformerBlock)
     >>> block = SparseTransformerBlock(2, 32, pattern="strided", stride=4)
-    >>> block(keras.random.normal((2, 16, 16))).shape
+    >>> x = keras.random.normal((2, 16, 16))
+    >>> tuple(block(x, use_causal_mask=True).shape)
     (2, 16, 16)
     """
 

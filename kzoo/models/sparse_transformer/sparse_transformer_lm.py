@@ -46,9 +46,11 @@ class SparseTransformerLM(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import SparseTransformerLM
     >>> lm = SparseTransformerLM(50, 2, 2, 16, 32, stride=4, max_sequence_length=32)
     >>> ids = np.ones((2, 16), "int32")
-    >>> lm({"token_ids": ids, "padding_mask": ids > 0}).shape
+    >>> tuple(lm({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 16, 50)
     """
 

@@ -71,6 +71,8 @@ class TransformerXLLM(keras.Model):
 
     Example:
 
+    >>> import numpy as np
+    >>> from kzoo import TransformerXLLM
     >>> lm = TransformerXLLM(50, 2, 2, 16, 32, memory_length=8)
     >>> mem = lm.initial_memories(2)
     >>> ids = np.ones((2, 4), "int32")
