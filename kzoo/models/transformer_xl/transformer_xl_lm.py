@@ -76,8 +76,13 @@ class TransformerXLLM(keras.Model):
     >>> lm = TransformerXLLM(50, 2, 2, 16, 32, memory_length=8)
     >>> mem = lm.initial_memories(2)
     >>> ids = np.ones((2, 4), "int32")
-    >>> logits, mem = lm({"token_ids": ids, "padding_mask": ids > 0,
-    ...                   "memories": mem})
+    >>> out = lm({"token_ids": ids, "padding_mask": ids > 0, "memories": mem})
+    >>> tuple(out["logits"].shape), tuple(out["memories"].shape)
+    ((2, 4, 50), (2, 2, 4, 16))
+    >>> out = lm({"token_ids": ids, "padding_mask": ids > 0,
+    ...           "memories": out["memories"]})  # fed back as it came
+    >>> tuple(out["memories"].shape)
+    (2, 2, 8, 16)
     >>> lm.generate(ids, max_new_tokens=3).shape
     (2, 7)
     """
