@@ -25,6 +25,8 @@ TENSORFLOW_ONLY = {
     "and tf.strings; it runs only on TensorFlow",
     "kzoo.export.translator": "Translator is a tf.Module exported as a "
     "SavedModel; it runs only on TensorFlow",
+    "kzoo.export.language_model": "TextGenerator is exported as a SavedModel "
+    "with a tf.string tokenizer; it runs only on TensorFlow",
 }
 
 
