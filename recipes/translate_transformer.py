@@ -5,11 +5,11 @@ early stopping, exact-resume checkpoints, TensorBoard), metrics (BLEU and
 chrF with sacrebleu on detokenized test text) and artefacts as
 `translate_gru.py` (see `translation_common.py`), with `TransformerSeq2Seq`
 ("Attention Is All You Need", Vaswani et al., 2017). Writes to
-`saved_models/transformer_translator/`: model.keras, source.spm, target.spm,
-config.json, metrics.json, test_translations.tsv. No strings -> strings
-SavedModel: `TransformerSeq2Seq.generate` runs in Python (NumPy in and out),
-so it cannot be traced into a serving signature; translations go through
-`translation_common.PythonTranslator` with the same tokenizers.
+`saved_models/transformer_translator/`: model.keras, saved_model/ (strings
+in, strings out, from `kzoo.export`, as the GRU recipe's), source.spm,
+target.spm, config.json, metrics.json, test_translations.tsv. `--beam_size K`
+decodes with K beams, as for the GRU (keras-hub's beam search, without the
+GRU's length penalty; metrics.json records the decoding used).
 
     python recipes/translate_transformer.py            # 2 CPU cores
     python recipes/translate_transformer.py --smoke    # seconds; writes to *_smoke folders
@@ -89,7 +89,7 @@ def main(argv=None):
     print(f"model: TransformerSeq2Seq, {model.count_params():,} parameters")
 
     # 3. Train.
-    translator = common.PythonTranslator(model, config, data)
+    translator = common.make_translator(model, config, data)
     samples_callback = common.tensorboard_samples(config, data, translator, None, run_dir)
     training = common.train(model, config, data, run_dir, [samples_callback])
     print(common.describe_training(training))
@@ -110,10 +110,10 @@ def main(argv=None):
         "environment": common.environment(),
         "history": training["history"],
     }
-    common.save_artefacts(
+    saved_model = common.save_artefacts(
         model, config, size, translator, metrics, output_dir, data, samples
     )
-    print(f"saved: {output_dir}/ (model.keras, config.json, metrics.json)")
+    print(f"saved: {output_dir}/ (model.keras, config.json, metrics.json, {saved_model})")
     return metrics
 
 

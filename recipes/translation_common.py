@@ -476,13 +476,17 @@ def describe_training(training):
 def make_translator(model, config, data):
     """Strings -> strings with core-TF-op tokenizers (loads in saved_model_cli).
 
+    The same `kzoo.export.Translator` for both translators, so `--beam_size`
+    means K beams for both (the GRU's beam search also applies
+    `--length_penalty`; keras-hub's, used by the Transformer, has none: the
+    translator's `decoding`, written to metrics.json, says which).
     `FrozenSentencePiece` stores the SentencePiece segmentation of every
     source word of the corpus (the tokenizer applied to words; no target
     text involved), so its ids equal the tensorflow-text tokenizer's on the
     corpus, and new words get a valid character-level fallback.
     """
     from kzoo.data.tokenizers import FrozenSentencePiece, corpus_words
-    from kzoo.export.translator import Translator
+    from kzoo.export import Translator
 
     words = corpus_words(s for part in data.split for s, _ in part)
     return Translator(
@@ -494,66 +498,6 @@ def make_translator(model, config, data):
         beam_size=config.beam_size,
         length_penalty=config.length_penalty,
     )
-
-
-class PythonTranslator:
-    """Strings -> strings for models whose `generate` runs in Python.
-
-    `TransformerSeq2Seq.generate(inputs, max_length, start_token_id,
-    end_token_id)` takes a dict, returns NumPy and includes the start token,
-    so it cannot be traced into a SavedModel signature; this wrapper does the
-    same steps as `kzoo.export.translator.Translator` (same core-op
-    tokenizers, truncation, empty input -> empty output) eagerly. It has no
-    `export`: such a recipe writes `model.keras` but no strings -> strings
-    SavedModel.
-    """
-
-    def __init__(self, model, config, data):
-        import warnings  # noqa: F401
-
-        from kzoo.data.tokenizers import FrozenSentencePiece, corpus_words
-
-        self.model = model
-        self.config = config
-        words = corpus_words(s for part in data.split for s, _ in part)
-        self.source = FrozenSentencePiece(data.source_tokenizer, words)
-        self.target = FrozenSentencePiece(data.target_tokenizer)
-
-    def __call__(self, sentences, batch_size=64):
-        import warnings
-
-        import tensorflow as tf
-
-        results, truncated = [], 0
-        limit = self.config.max_length
-        for start in range(0, len(sentences), batch_size):
-            batch = list(sentences[start : start + batch_size])
-            pieces = self.source.tokenize(tf.constant(batch, tf.string)).to_list()
-            truncated += sum(len(p) > limit for p in pieces)
-            pieces = [p[:limit] for p in pieces]
-            width = 8
-            while width < max(len(p) for p in pieces):
-                width *= 2
-            ids = np.zeros((len(batch), min(width, limit)), "int32")
-            for i, p in enumerate(pieces):
-                ids[i, : len(p)] = p
-            out = np.asarray(self.model.generate(
-                {"encoder_token_ids": ids, "encoder_padding_mask": ids > 0},
-                max_length=self.config.max_output_length + 1,
-                start_token_id=translation.BOS_ID,
-                end_token_id=translation.EOS_ID,
-            ))[:, 1:]  # drop the start token
-            rows = [[int(t) for t in row if t > translation.EOS_ID] for row in out]
-            text = self.target.detokenize(tf.ragged.constant(rows, dtype=tf.int32,
-                                                             ragged_rank=1))
-            for p, t in zip(pieces, text.numpy()):
-                results.append(t.decode("utf-8") if p else "")
-        if truncated:
-            warnings.warn(
-                f"{truncated} input(s) longer than {limit} pieces were truncated",
-                stacklevel=2,
-            )
-        return results
 
 
 def _bleu_chrf(hypotheses, references):
@@ -614,7 +558,8 @@ def score(model, config, data, translator):
         "copy_source_chrf": copy_chrf,
         "by_origin": by_origin,
         "inference_sentences_per_second": len(test) / seconds,
-        "beam_size": config.beam_size,
+        "beam_size": translator.decoding["beam_size"],
+        "decoding": translator.decoding,
     }, list(zip(sources, hypotheses, references))
 
 
@@ -638,10 +583,8 @@ def save_artefacts(
     for side, tokenizer in (("source", data.source_tokenizer), ("target", data.target_tokenizer)):
         with open(os.path.join(output_dir, f"{side}.spm"), "wb") as f:
             f.write(tokenizer.proto)
-    saved_model = None
-    if hasattr(translator, "export"):
-        saved_model = os.path.join(output_dir, "saved_model")
-        translator.export(saved_model)
+    saved_model = os.path.join(output_dir, "saved_model")
+    translator.export(saved_model)
     with open(os.path.join(output_dir, "config.json"), "w") as f:
         json.dump({"size": size, **dataclasses.asdict(config)}, f, indent=2)
     with open(os.path.join(output_dir, "metrics.json"), "w") as f:

@@ -25,13 +25,18 @@ def test_transformer_smoke_run_scores_what_it_saved(tmp_path):
     finally:
         sys.path.pop(0)
     out = str(tmp_path / "out")
-    metrics = recipe.main(["--smoke", "--output_dir", out, "--run_dir", str(tmp_path / "run")])
-    for name in ("model.keras", "config.json", "metrics.json", "test_translations.tsv"):
+    metrics = recipe.main(["--smoke", "--output_dir", out, "--run_dir", str(tmp_path / "run"),
+                           "--beam_size", "2"])
+    for name in ("model.keras", "config.json", "metrics.json", "test_translations.tsv",
+                 "saved_model/saved_model.pb"):
         assert os.path.exists(os.path.join(out, name)), name
     with open(os.path.join(out, "metrics.json")) as f:
         saved = json.load(f)
     assert saved["bleu"] == metrics["bleu"] and np.isfinite(saved["test_loss"])
     assert saved["steps_this_run"] == 12
+    # --beam_size reaches the decoding (it used to be dropped for this model).
+    assert saved["beam_size"] == 2 and saved["decoding"]["beam_size"] == 2
+    assert saved["decoding"]["search"].startswith("beam search")
     # BLEU and chrF recomputed from the saved translations agree.
     with open(os.path.join(out, "test_translations.tsv")) as f:
         rows = [line.rstrip("\n").split("\t") for line in f]
@@ -39,14 +44,11 @@ def test_transformer_smoke_run_scores_what_it_saved(tmp_path):
     hyps, refs = [r[1] for r in rows], [r[2] for r in rows]
     assert round(sacrebleu.metrics.BLEU().corpus_score(hyps, [refs]).score, 2) == saved["bleu"]
     assert round(sacrebleu.metrics.CHRF().corpus_score(hyps, [refs]).score, 2) == saved["chrf"]
-    # The edge cases of the Python translator.
-    translator = recipe.common.PythonTranslator(
-        keras.saving.load_model(os.path.join(out, "model.keras")),
-        recipe.common.dataclasses.replace(recipe.TransformerConfig(), max_length=32,
-                                          max_output_length=12),
-        recipe.common.load_data(recipe.TransformerConfig(max_pairs=300),
-                                str(tmp_path / "run")),
-    )
-    got = translator(["", "Привет, мир!", rows[0][0]])
+    # The strings -> strings SavedModel translates as scored; edge cases.
+    import tensorflow as tf
+
+    served = tf.saved_model.load(os.path.join(out, "saved_model")).signatures["serving_default"]
+    got = [t.decode() for t in served(inputs=tf.constant(
+        ["", "Привет, мир!", rows[0][0]]))["outputs"].numpy()]
     assert got[0] == "" and isinstance(got[1], str)
-    assert got[2] == rows[0][1]  # the reloaded model translates as scored
+    assert got[2] == rows[0][1]
