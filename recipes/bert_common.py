@@ -1,5 +1,7 @@
-"""What the BERT recipes share: config flags, WordPiece vocabulary, export and
-loading of a pretrained encoder with its checks, schedules, throughput.
+"""What the BERT recipes share beyond `common`: the WordPiece vocabulary,
+export and loading of a pretrained encoder with its checks, the schedule,
+size, speed and classification scores. Config parsing, precision, JSON
+artefacts, the crash hook and the throughput meter are `common`'s.
 
 `pretrain_bert.py` writes `saved_models/bert_<size>/`:
 
@@ -15,66 +17,20 @@ an error naming the file, raised before anything is written.
 TensorFlow backend only (tf.data, tensorflow-text, tf.distribute).
 """
 
-import argparse
 import dataclasses
 import hashlib
-import json
 import os
 import shutil
 import time
 
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import common  # noqa: F401  (sets KERAS_BACKEND before keras is imported)
+from common.artefacts import read_json, to_jsonable, write_json  # noqa: F401
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 PAD, UNK, CLS, SEP, MASK = range(5)
-MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
-
-# ---------------------------------------------------------------------------
-# Config: a frozen dataclass with every field a flag; `--smoke` overrides.
-# ---------------------------------------------------------------------------
-
-
-def parse_config(config_cls, argv=None, smoke=None, description=""):
-    """Builds a frozen `config_cls` from defaults, `--smoke` and flags.
-
-    Every field is a flag (`--batch_size 32`; booleans `--jit_compile` /
-    `--no-jit_compile`). `--smoke` applies the `smoke` overrides first, so
-    flags given explicitly still win.
-    """
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--smoke", action="store_true",
-                        help="a tiny run that finishes in seconds (tests)")
-    for field in dataclasses.fields(config_cls):
-        flag = f"--{field.name}"
-        if field.type in (bool, "bool"):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction,
-                                default=None)
-        else:
-            kind = {"int": int, "float": float, "str": str}.get(field.type, field.type)
-            parser.add_argument(flag, type=kind, default=None)
-    args = parser.parse_args(argv)
-    values = dict(smoke or {}) if args.smoke else {}
-    for field in dataclasses.fields(config_cls):
-        given = getattr(args, field.name)
-        if given is not None:
-            values[field.name] = given
-    return config_cls(**values)
-
-
-def check_choice(flag, value, choices):
-    if value not in choices:
-        raise ValueError(f"--{flag} must be one of {list(choices)}; received {value!r}")
-
-
-def check_positive(config, *names):
-    for name in names:
-        value = getattr(config, name)
-        if not value > 0:
-            raise ValueError(f"--{name} must be positive; received {value!r}")
 
 
 def check_sequence_length(sequence_length, max_sequence_length, where):
@@ -84,40 +40,6 @@ def check_sequence_length(sequence_length, max_sequence_length, where):
             f"sequence length of {where} ({max_sequence_length}); use "
             f"--sequence_length {max_sequence_length} or less"
         )
-
-
-def set_precision(policy):
-    check_choice("mixed_precision", policy, MIXED_PRECISION)
-    keras.config.set_dtype_policy("float32" if policy == "none" else policy)
-
-
-def wrap_optimizer(optimizer, policy):
-    """float16 needs loss scaling (gradients underflow); bfloat16 does not."""
-    if policy == "mixed_float16":
-        return keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer
-
-
-def to_jsonable(obj):
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, (np.floating, np.integer)):
-        return obj.item()
-    return obj
-
-
-def write_json(path, obj):
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(to_jsonable(obj), f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
-def read_json(path):
-    with open(path) as f:
-        return json.load(f)
 
 
 # ---------------------------------------------------------------------------
@@ -268,7 +190,7 @@ def load_pretrained(path, vocabulary_path=None):
 
 
 # ---------------------------------------------------------------------------
-# Schedule, throughput, size and speed.
+# Schedule, size and speed.
 # ---------------------------------------------------------------------------
 
 
@@ -294,52 +216,6 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
     def get_config(self):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps,
                 "total_steps": self.total_steps}
-
-
-class Throughput(keras.callbacks.Callback):
-    """Tokens/s (B * S per step, padding included) and the learning rate, as
-    TensorBoard scalars every `update_freq` steps; `tokens_per_second` holds
-    the mean over the run without its first window (compilation)."""
-
-    def __init__(self, tokens_per_step, log_dir=None, update_freq=10):
-        super().__init__()
-        self.tokens_per_step = tokens_per_step
-        self.log_dir = log_dir
-        self.update_freq = update_freq
-        self.windows = []
-        self._writer = None
-
-    def on_train_begin(self, logs=None):
-        if self.log_dir:
-            import tensorflow as tf
-
-            self._writer = tf.summary.create_file_writer(
-                os.path.join(self.log_dir, "train"))
-        self._start, self._steps = time.perf_counter(), 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
-        if self._steps < self.update_freq:
-            return
-        elapsed = time.perf_counter() - self._start
-        rate = self._steps * self.tokens_per_step / max(elapsed, 1e-9)
-        self.windows.append(rate)
-        if self._writer is not None:
-            import tensorflow as tf
-
-            optimizer = self.model.optimizer
-            step = int(keras.ops.convert_to_numpy(optimizer.iterations))
-            lr = optimizer.learning_rate
-            with self._writer.as_default(step=step):
-                tf.summary.scalar("tokens_per_second", rate)
-                tf.summary.scalar("learning_rate",
-                                  float(keras.ops.convert_to_numpy(lr)))
-        self._start, self._steps = time.perf_counter(), 0
-
-    @property
-    def tokens_per_second(self):
-        rates = self.windows[1:] or self.windows
-        return float(np.mean(rates)) if rates else float("nan")
 
 
 def count_parameters(model):

@@ -33,7 +33,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bert_common as common  # noqa: E402
+import bert_common as bert  # noqa: E402
+import common  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -48,7 +49,7 @@ class DistillConfig:
     teacher: str = "saved_models/bbc_bert_tiny"  # a finetune_classifier output
     student: str = "saved_models/bert_nano"  # a pretrain_bert export
     sequence_length: int = 256  # student's tokens per article
-    temperature: float = 2.0
+    temperature: float = 2.0  # T: softens both distributions in the KL term
     alpha: float = 0.7  # weight of the soft targets
     compare_plain: bool = True  # also fine-tune the student on labels only
     max_train: int = 0
@@ -58,14 +59,16 @@ class DistillConfig:
     learning_rate: float = 1e-3
     dropout: float = 0.1
     pooling: str = "mean"  # mean | cls, as in finetune_classifier.py
-    speed_batch_size: int = 32
+    speed_batch_size: int = 32  # batch size of the inference-speed measurement
     seed: int = 1
     output_dir: str = "saved_models"
     verbose: int = 2
 
 
+# A smoke run reads the smoke runs' exports and writes to saved_models_smoke/.
 SMOKE = dict(sequence_length=32, max_train=40, max_eval=20, batch_size=8,
-             epochs=1, speed_batch_size=8)
+             epochs=1, speed_batch_size=8, teacher="saved_models_smoke/bbc_bert_tiny",
+             student="saved_models_smoke/bert_nano")
 
 
 @keras.saving.register_keras_serializable(package="kzoo_recipes")
@@ -105,8 +108,8 @@ def load_teacher(path):
             f"{model_path} not found: --teacher must be an output folder of "
             "recipes/finetune_classifier.py")
     config = common.read_json(os.path.join(path, "config.json"))
-    vocabulary = common.load_vocabulary(os.path.join(path, "vocab.txt"))
-    if common.vocabulary_sha256(vocabulary) != config["vocabulary_sha256"]:
+    vocabulary = bert.load_vocabulary(os.path.join(path, "vocab.txt"))
+    if bert.vocabulary_sha256(vocabulary) != config["vocabulary_sha256"]:
         raise ValueError(
             f"vocabulary {os.path.join(path, 'vocab.txt')} does not match the "
             f"teacher in {path}")
@@ -136,7 +139,7 @@ def train_student(encoder, x, y, val, config, loss):
     model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
                                 dropout=config.dropout, pooling=config.pooling)
     steps = config.epochs * (len(x["token_ids"]) // config.batch_size or 1)
-    schedule = common.WarmupLinearDecay(config.learning_rate, steps // 10, steps)
+    schedule = bert.WarmupLinearDecay(config.learning_rate, steps // 10, steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=0.01, clipnorm=1.0)
     model.compile(optimizer=optimizer, loss=loss, jit_compile=False)
     model.fit(x, y, batch_size=config.batch_size, epochs=config.epochs,
@@ -145,15 +148,16 @@ def train_student(encoder, x, y, val, config, loss):
 
 
 def main(argv=None):
-    config = common.parse_config(DistillConfig, argv, SMOKE, __doc__.splitlines()[0])
+    config, _ = common.parse_config(DistillConfig, argv, {"smoke": SMOKE},
+                                    __doc__.splitlines()[0])
     common.check_positive(config, "temperature", "sequence_length", "batch_size",
                           "epochs", "learning_rate")
     common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
     if not 0.0 <= config.alpha <= 1.0:
         raise ValueError(f"--alpha must be in [0, 1]; received {config.alpha!r}")
     teacher, teacher_vocab, teacher_config = load_teacher(config.teacher)
-    student_encoder, student_vocab, student_pre = common.load_pretrained(config.student)
-    common.check_sequence_length(
+    student_encoder, student_vocab, student_pre = bert.load_pretrained(config.student)
+    bert.check_sequence_length(
         config.sequence_length, student_pre["encoder"]["max_sequence_length"],
         f"the student encoder in {config.student}")
     out_dir = os.path.join(
@@ -164,12 +168,12 @@ def main(argv=None):
     train_texts, train_y = split("train", config.max_train)
     test_texts, test_y = split("test", config.max_eval)
     t_len = teacher_config["recipe"]["sequence_length"]
-    t_tok = common.make_tokenizer(teacher_vocab)
-    s_tok = common.make_tokenizer(student_vocab)
-    t_train = common.encode_classification(t_tok, train_texts, t_len)
-    t_test = common.encode_classification(t_tok, test_texts, t_len)
-    s_train = common.encode_classification(s_tok, train_texts, config.sequence_length)
-    s_test = common.encode_classification(s_tok, test_texts, config.sequence_length)
+    t_tok = bert.make_tokenizer(teacher_vocab)
+    s_tok = bert.make_tokenizer(student_vocab)
+    t_train = bert.encode_classification(t_tok, train_texts, t_len)
+    t_test = bert.encode_classification(t_tok, test_texts, t_len)
+    s_train = bert.encode_classification(s_tok, train_texts, config.sequence_length)
+    s_test = bert.encode_classification(s_tok, test_texts, config.sequence_length)
 
     teacher_logits = teacher.predict(t_train, batch_size=64, verbose=0)
     packed_y = np.concatenate([train_y[:, None].astype("float32"),
@@ -185,10 +189,10 @@ def main(argv=None):
     def report(name, model, x, seconds=None):
         pred = np.argmax(model.predict(x, batch_size=64, verbose=0), -1)
         rows[name] = dict(
-            common.classification_metrics(test_y, pred, len(BBC_LABELS)),
-            parameters=common.count_parameters(model),
+            bert.classification_metrics(test_y, pred, len(BBC_LABELS)),
+            parameters=bert.count_parameters(model),
             disk_megabytes=keras_file_megabytes(model),
-            examples_per_second=common.inference_speed(
+            examples_per_second=bert.inference_speed(
                 model, x, config.speed_batch_size),
             sequence_length=int(x["token_ids"].shape[1]),
             train_seconds=seconds)
@@ -212,10 +216,10 @@ def main(argv=None):
               f"{r['examples_per_second']:>9.1f}{r['sequence_length']:>5}")
     os.makedirs(out_dir, exist_ok=True)
     student.save(os.path.join(out_dir, "student.keras"))
-    common.save_vocabulary(os.path.join(out_dir, "vocab.txt"), student_vocab)
+    bert.save_vocabulary(os.path.join(out_dir, "vocab.txt"), student_vocab)
     common.write_json(os.path.join(out_dir, "config.json"), {
         "recipe": dataclasses.asdict(config),
-        "vocabulary_sha256": common.vocabulary_sha256(student_vocab)})
+        "vocabulary_sha256": bert.vocabulary_sha256(student_vocab)})
     common.write_json(os.path.join(out_dir, "metrics.json"), rows)
     print(f"saved to {out_dir}")
     return rows

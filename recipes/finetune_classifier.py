@@ -4,7 +4,7 @@ TF-IDF + logistic-regression baseline (scikit-learn) measured in the same run.
     python recipes/pretrain_bert.py                  # -> saved_models/bert_tiny
     python recipes/finetune_classifier.py            # -> saved_models/bbc_bert_tiny
     python recipes/finetune_classifier.py --pretrained saved_models/bert_mini
-    python recipes/finetune_classifier.py --smoke --pretrained <smoke export>
+    python recipes/finetune_classifier.py --smoke    # saved_models_smoke/bert_tiny -> saved_models_smoke/
     # Long documents: a Longformer made from the same pretrained BERT
     # (positions extended by repetition), on whole articles
     python recipes/finetune_classifier.py --encoder longformer --sequence_length 1024
@@ -34,14 +34,14 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bert_common as common  # noqa: E402
+import bert_common as bert  # noqa: E402
+import common  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import kzoo  # noqa: E402
 from kzoo.data.classification import BBC_LABELS, load_bbc_news  # noqa: E402
-from kzoo.layers.attention.longformer_attention import check_attention_window  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,8 +67,10 @@ class FinetuneConfig:
     verbose: int = 2
 
 
+# A smoke run reads the smoke pretraining's export and writes to
+# saved_models_smoke/ (its --output_dir gets the _smoke suffix).
 SMOKE = dict(sequence_length=32, max_train=40, max_eval=20, batch_size=8,
-             epochs=1)
+             epochs=1, pretrained="saved_models_smoke/bert_tiny")
 
 
 def load_split(split, limit):
@@ -97,7 +99,7 @@ def build_classifier(encoder, config, steps):
     else:
         model = kzoo.BertClassifier(encoder, num_classes=len(BBC_LABELS),
                                     dropout=config.dropout, pooling=config.pooling)
-    schedule = common.WarmupLinearDecay(
+    schedule = bert.WarmupLinearDecay(
         config.learning_rate, int(config.warmup_fraction * steps), steps)
     optimizer = keras.optimizers.AdamW(schedule, weight_decay=config.weight_decay,
                                        clipnorm=1.0)
@@ -111,20 +113,21 @@ def build_classifier(encoder, config, steps):
 
 
 def main(argv=None):
-    config = common.parse_config(FinetuneConfig, argv, SMOKE, __doc__.splitlines()[0])
-    common.check_choice("mixed_precision", config.mixed_precision,
-                        common.MIXED_PRECISION)
+    config, _ = common.parse_config(FinetuneConfig, argv, {"smoke": SMOKE},
+                                    __doc__.splitlines()[0])
     common.check_choice("pooling", config.pooling, kzoo.models.bert.POOLING)
     common.check_choice("encoder", config.encoder, ENCODERS)
     common.check_positive(config, "sequence_length", "batch_size", "epochs",
                           "learning_rate")
     if config.encoder == "longformer":
-        check_attention_window(config.attention_window)
+        # The model's own check, before anything is loaded or written.
+        kzoo.layers.LongformerAttention(num_heads=1, key_dim=1,
+                                 attention_window=config.attention_window)
     # Everything is checked before anything is written.
-    encoder, vocabulary, pretrained = common.load_pretrained(
+    encoder, vocabulary, pretrained = bert.load_pretrained(
         config.pretrained, config.vocabulary_file or None)
     if config.encoder == "bert":  # the Longformer extends the positions
-        common.check_sequence_length(
+        bert.check_sequence_length(
             config.sequence_length, pretrained["encoder"]["max_sequence_length"],
             f"the encoder in {config.pretrained}")
     name = os.path.basename(os.path.normpath(config.pretrained))
@@ -146,11 +149,11 @@ def main(argv=None):
     train_texts, train_y = load_split("train", config.max_train)
     val_texts, val_y = load_split("validation", config.max_eval)
     test_texts, test_y = load_split("test", config.max_eval)
-    tokenizer = common.make_tokenizer(vocabulary)
+    tokenizer = bert.make_tokenizer(vocabulary)
     train_x, val_x, test_x = (
-        common.encode_classification(tokenizer, t, config.sequence_length)
+        bert.encode_classification(tokenizer, t, config.sequence_length)
         for t in (train_texts, val_texts, test_texts))
-    truncated = float(np.mean(train_x["token_ids"][:, -1] != common.PAD))
+    truncated = float(np.mean(train_x["token_ids"][:, -1] != bert.PAD))
     if config.encoder == "longformer":
         train_x, val_x, test_x = map(to_longformer_inputs, (train_x, val_x, test_x))
     print(f"BBC News: train {len(train_y)}, validation {len(val_y)}, test "
@@ -170,16 +173,16 @@ def main(argv=None):
     train_seconds = time.perf_counter() - start
     model.load_weights(best.filepath)  # the epoch best on validation
     test_pred = np.argmax(model.predict(test_x, batch_size=64, verbose=0), -1)
-    scores = common.classification_metrics(test_y, test_pred, len(BBC_LABELS))
+    scores = bert.classification_metrics(test_y, test_pred, len(BBC_LABELS))
 
     start = time.perf_counter()
-    base_pred = common.tfidf_logistic_regression(train_texts, train_y, test_texts)
-    baseline = common.classification_metrics(test_y, base_pred, len(BBC_LABELS))
+    base_pred = bert.tfidf_logistic_regression(train_texts, train_y, test_texts)
+    baseline = bert.classification_metrics(test_y, base_pred, len(BBC_LABELS))
     baseline_seconds = time.perf_counter() - start
 
     metrics = {
         config.encoder: dict(scores, train_seconds=train_seconds,
-                             parameters=common.count_parameters(model)),
+                             parameters=bert.count_parameters(model)),
         "tfidf_logistic_regression": dict(baseline, train_seconds=baseline_seconds),
         "test_articles": len(test_y),
         "train_articles": len(train_y),
@@ -205,11 +208,11 @@ def save_classifier(out_dir, model, vocabulary, config, pretrained, metrics):
     shutil.rmtree(tmp, ignore_errors=True)
     os.makedirs(tmp)
     model.save(os.path.join(tmp, "classifier.keras"))
-    common.save_vocabulary(os.path.join(tmp, "vocab.txt"), vocabulary)
+    bert.save_vocabulary(os.path.join(tmp, "vocab.txt"), vocabulary)
     common.write_json(os.path.join(tmp, "config.json"), {
         "recipe": dataclasses.asdict(config), "labels": list(BBC_LABELS),
         "encoder": pretrained["encoder"],
-        "vocabulary_sha256": common.vocabulary_sha256(vocabulary)})
+        "vocabulary_sha256": bert.vocabulary_sha256(vocabulary)})
     common.write_json(os.path.join(tmp, "metrics.json"), metrics)
     shutil.rmtree(out_dir, ignore_errors=True)
     os.replace(tmp, out_dir)

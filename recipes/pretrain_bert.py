@@ -2,7 +2,7 @@
 
     python recipes/pretrain_bert.py                    # tiny BERT on Austen
     python recipes/pretrain_bert.py --size mini --text_dir my_txt_folder
-    python recipes/pretrain_bert.py --smoke            # seconds; for tests
+    python recipes/pretrain_bert.py --smoke            # seconds; saved_models_smoke/, runs/*_smoke
     python recipes/pretrain_bert.py --distribute mirrored|multi_worker
 
 Reads top to bottom: config -> strategy -> checks -> text -> WordPiece
@@ -26,7 +26,8 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import bert_common as common  # noqa: E402
+import bert_common as bert  # noqa: E402
+import common  # noqa: E402
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -74,8 +75,8 @@ class PretrainConfig:
     seed: int = 1
     log_every: int = 10
     profile_batch: str = "20,25"  # "" = no profiler trace
-    output_dir: str = "saved_models"  # export goes to <output_dir>/bert_<size>
-    run_dir: str = ""  # checkpoints + TensorBoard; "" = runs/pretrain_bert_<size>
+    output_dir: str = "saved_models"  # export goes to <output_dir>/bert_<size> (--smoke: saved_models_smoke)
+    run_dir: str = ""  # checkpoints + TensorBoard; "" = runs/pretrain_bert_<size> (--smoke: ..._smoke)
     verbose: int = 2
     stop_after_steps: int = 0  # TEST ONLY: exit abruptly after N steps
 
@@ -96,12 +97,10 @@ SIGNATURE = ("size", "vocabulary_size", "sequence_length",
 def check_config(config):
     common.check_choice("size", config.size, BERT_SIZES)
     common.check_choice("distribute", config.distribute, STRATEGIES)
-    common.check_choice("mixed_precision", config.mixed_precision,
-                        common.MIXED_PRECISION)
     common.check_positive(config, "vocabulary_size", "sequence_length",
                           "mask_selection_length", "batch_size", "steps",
                           "steps_per_epoch", "learning_rate", "log_every")
-    common.check_sequence_length(
+    bert.check_sequence_length(
         config.sequence_length, config.max_sequence_length,
         f"the encoder (--max_sequence_length)")
     if config.steps % config.steps_per_epoch:
@@ -124,7 +123,7 @@ def check_run_dir(run_dir, config, vocabulary):
         raise ValueError(
             f"the checkpoint in {run_dir} is from a different run ({detail}); "
             "pass the same flags to resume, or another --run_dir to start over")
-    if previous["vocabulary_sha256"] != common.vocabulary_sha256(vocabulary):
+    if previous["vocabulary_sha256"] != bert.vocabulary_sha256(vocabulary):
         raise ValueError(
             f"the vocabulary does not match the checkpoint in {run_dir} (it was "
             f"trained with {os.path.join(run_dir, 'vocab.txt')}); use that file")
@@ -141,12 +140,14 @@ def load_paragraphs(config):
 
 
 def main(argv=None):
-    config = common.parse_config(PretrainConfig, argv, SMOKE, __doc__.splitlines()[0])
+    config, size = common.parse_config(PretrainConfig, argv, {"smoke": SMOKE},
+                                       __doc__.splitlines()[0])
     check_config(config)
     # MultiWorkerMirroredStrategy must exist before any other TF op runs.
     strategy = get_strategy(config.distribute)
     chief = is_chief()
-    run_dir = config.run_dir or os.path.join("runs", f"pretrain_bert_{config.size}")
+    run_dir = config.run_dir or os.path.join(
+        "runs", f"pretrain_bert_{config.size}" + ("_smoke" if size == "smoke" else ""))
     export_dir = os.path.join(config.output_dir, f"bert_{config.size}")
     keras.utils.set_random_seed(config.seed)
 
@@ -154,35 +155,35 @@ def main(argv=None):
     train_text, val_text = load_paragraphs(config)
     run_vocab = os.path.join(run_dir, "vocab.txt")
     if config.vocabulary_file:
-        vocabulary = common.load_vocabulary(config.vocabulary_file)
+        vocabulary = bert.load_vocabulary(config.vocabulary_file)
     elif os.path.exists(os.path.join(run_dir, "run_config.json")):
-        vocabulary = common.load_vocabulary(run_vocab)
+        vocabulary = bert.load_vocabulary(run_vocab)
     else:
         start = time.perf_counter()
-        vocabulary = common.train_vocabulary(train_text, config.vocabulary_size)
+        vocabulary = bert.train_vocabulary(train_text, config.vocabulary_size)
         print(f"WordPiece vocabulary: {len(vocabulary)} tokens in "
               f"{time.perf_counter() - start:.0f}s")
     check_run_dir(run_dir, config, vocabulary)  # before anything is written
     if chief:
         os.makedirs(run_dir, exist_ok=True)
-        common.save_vocabulary(run_vocab, vocabulary)
+        bert.save_vocabulary(run_vocab, vocabulary)
         common.write_json(os.path.join(run_dir, "run_config.json"), {
             "config": dataclasses.asdict(config),
-            "vocabulary_sha256": common.vocabulary_sha256(vocabulary)})
+            "vocabulary_sha256": bert.vocabulary_sha256(vocabulary)})
 
     # Packed sequences and masked-LM batches (masks drawn afresh each pass).
-    tokenizer = common.make_tokenizer(vocabulary)
+    tokenizer = bert.make_tokenizer(vocabulary)
     packed = {}
     for split, texts in (("train", train_text), ("validation", val_text)):
         ids = tokenizer(texts)
         packed[split] = pack_sequences(
             [np.asarray(t) for t in ids], config.sequence_length,
-            common.CLS, common.SEP, common.PAD)
+            bert.CLS, bert.SEP, bert.PAD)
     print(f"sequences of {config.sequence_length}: train {len(packed['train'])}, "
           f"validation {len(packed['validation'])}")
     masking = dict(
-        vocabulary_size=len(vocabulary), mask_token_id=common.MASK,
-        special_token_ids=[common.PAD, common.CLS, common.SEP],
+        vocabulary_size=len(vocabulary), mask_token_id=bert.MASK,
+        special_token_ids=[bert.PAD, bert.CLS, bert.SEP],
         mask_selection_length=config.mask_selection_length,
         # Keras' fit under a strategy cannot reduce a bool batch; see mlm_dataset.
         padding_mask_dtype="bool" if config.distribute == "none" else "int32")
@@ -201,7 +202,7 @@ def main(argv=None):
             config.size, vocabulary_size=len(vocabulary),
             max_sequence_length=config.max_sequence_length, dropout=config.dropout)
         model = kzoo.BertMaskedLM(encoder)
-        schedule = common.WarmupLinearDecay(
+        schedule = bert.WarmupLinearDecay(
             config.learning_rate, int(config.warmup_fraction * config.steps),
             config.steps)
         optimizer = keras.optimizers.AdamW(
@@ -216,7 +217,7 @@ def main(argv=None):
         )
         # Built now, on a real batch: see build_before_fit.
         build_before_fit(model, next(iter(val_ds)))
-    print(f"BertEncoder {config.size}: {common.count_parameters(encoder):,} "
+    print(f"BertEncoder {config.size}: {bert.count_parameters(encoder):,} "
           f"parameters; {strategy.num_replicas_in_sync} replica(s); resuming "
           f"at step {done}" if done else "")
 
@@ -233,7 +234,7 @@ def main(argv=None):
             os.path.join(run_dir, "logs"), update_freq=config.log_every,
             profile_batch=profile))
     if config.stop_after_steps:
-        callbacks.append(_Crash(config.stop_after_steps))
+        callbacks.append(common.CrashAfterSteps(config.stop_after_steps))
 
     start = time.perf_counter()
     history = model.fit(
@@ -254,7 +255,7 @@ def main(argv=None):
         "steps": config.steps,
         "resumed_at_step": done,
         "optimizer_steps": int(keras.ops.convert_to_numpy(optimizer.iterations)),
-        "parameters_encoder": common.count_parameters(encoder),
+        "parameters_encoder": bert.count_parameters(encoder),
         "replicas": strategy.num_replicas_in_sync,
         "jit_compile": config.jit_compile,
         "mixed_precision": config.mixed_precision,
@@ -264,23 +265,9 @@ def main(argv=None):
     print(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
                    for k, v in metrics.items()))
     if chief:
-        common.export_pretrained(export_dir, encoder, vocabulary, config, metrics)
+        bert.export_pretrained(export_dir, encoder, vocabulary, config, metrics)
         print(f"exported to {export_dir}")
     return metrics
-
-
-class _Crash(keras.callbacks.Callback):
-    """Test hook: dies like a killed process (no cleanup) after N steps."""
-
-    def __init__(self, steps):
-        super().__init__()
-        self.steps, self.seen = steps, 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.seen += 1
-        if self.seen >= self.steps:
-            sys.stdout.flush()
-            os._exit(3)
 
 
 if __name__ == "__main__":

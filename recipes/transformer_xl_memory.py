@@ -1,7 +1,7 @@
 """Does Transformer-XL's segment memory help? Train the same model twice.
 
     python recipes/transformer_xl_memory.py            # ~minutes on 2 CPU cores
-    python recipes/transformer_xl_memory.py --smoke    # seconds; for tests
+    python recipes/transformer_xl_memory.py --smoke    # seconds; writes to runs/transformer_xl_memory_smoke
     python recipes/transformer_xl_memory.py --steps 2000 --memory_length 64
 
 Reads top to bottom: config -> Austen text (shipped with kzoo) as
@@ -17,7 +17,6 @@ a Fixed-Length Context", 2019. The training step uses tf.GradientTape, so
 this recipe runs on the TensorFlow backend.
 """
 
-import argparse
 import dataclasses
 import json
 import math
@@ -26,7 +25,9 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402  (sets KERAS_BACKEND=tensorflow unless given)
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
@@ -41,31 +42,20 @@ class Config:
     num_layers: int = 2
     num_heads: int = 4
     intermediate_dim: int = 128
-    segment_length: int = 32
-    memory_length: int = 32
+    segment_length: int = 32  # characters per training segment
+    memory_length: int = 32  # cached hidden states carried to the next segment
     batch_size: int = 16
     steps: int = 600
     learning_rate: float = 2e-3
     dropout: float = 0.0
-    validation_chars: int = 40_000
+    validation_chars: int = 40_000  # characters of the held-out tail used for validation
     seed: int = 0
-    output_dir: str = "runs/transformer_xl_memory"
+    output_dir: str = "runs/transformer_xl_memory"  # config.json and metrics.json
 
 
 SMOKE = dict(hidden_dim=16, num_layers=1, num_heads=2, intermediate_dim=32,
              segment_length=8, memory_length=8, batch_size=4, steps=3,
              validation_chars=2_000)
-
-
-def parse_config(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--smoke", action="store_true")
-    for field in dataclasses.fields(Config):
-        parser.add_argument(f"--{field.name}", type=field.type)
-    args = parser.parse_args(argv)
-    values = dict(SMOKE) if args.smoke else {}
-    values.update({k: v for k, v in vars(args).items() if k != "smoke" and v is not None})
-    return Config(**values)
 
 
 # === Text: characters, train on five novels' bodies, validate on the tail ===
@@ -161,7 +151,8 @@ def run(config, train_ids, val_ids, vocabulary_size, use_memory):
 
 
 def main(argv=None):
-    config = parse_config(argv)
+    config, size = common.parse_config(Config, argv, {"smoke": SMOKE},
+                                       __doc__.splitlines()[0])
     if keras.backend.backend() != "tensorflow":
         raise SystemExit("this recipe's training step needs KERAS_BACKEND=tensorflow")
     train_ids, val_ids, vocabulary_size = load_text(config)
@@ -169,11 +160,8 @@ def main(argv=None):
     for name, use_memory in (("with_memory", True), ("without_memory", False)):
         metrics[name] = run(config, train_ids, val_ids, vocabulary_size, use_memory)
         print(name, json.dumps(metrics[name]), flush=True)
-    os.makedirs(config.output_dir, exist_ok=True)
-    with open(os.path.join(config.output_dir, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(config), f, indent=2)
-    with open(os.path.join(config.output_dir, "metrics.json"), "w") as f:
-        json.dump(metrics, f, indent=2)
+    metrics["environment"] = common.environment()
+    common.write_run(config.output_dir, config, metrics, size=size)
     print(json.dumps(metrics, indent=2))
     return metrics
 

@@ -44,13 +44,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import translation_common as common  # noqa: E402
+import common  # noqa: E402
+from translation import data as translation_data  # noqa: E402
+from translation import evaluation, export, models, training  # noqa: E402
+from translation.config import TranslationConfig, setup  # noqa: E402
 
-from kzoo import GRUTranslator  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
-class GRUConfig(common.TranslationConfig):
+class GRUConfig(TranslationConfig):
     embedding_dim: int = 128
     hidden_dim: int = 256
     num_encoder_layers: int = 1
@@ -82,50 +84,39 @@ SIZES = {
 
 
 def main(argv=None):
-    config, size = common.parse_config(GRUConfig, SIZES, argv, __doc__.split("\n")[0])
-    output_dir, run_dir = common.setup(config)
+    config, size = common.parse_config(GRUConfig, argv, SIZES, __doc__.split("\n")[0])
+    output_dir, run_dir = setup(config)
     print(f"config ({size}): {json.dumps(dataclasses.asdict(config))}")
 
     # 1. Data: load, split by hash, SentencePiece on the training split.
-    data = common.load_data(config, run_dir)
+    data = translation_data.load_data(config, run_dir)
 
-    # 2. Model.
-    model = GRUTranslator(
-        source_vocabulary_size=data.source_tokenizer.vocabulary_size(),
-        target_vocabulary_size=data.target_tokenizer.vocabulary_size(),
-        embedding_dim=config.embedding_dim,
-        hidden_dim=config.hidden_dim,
-        num_encoder_layers=config.num_encoder_layers,
-        attention=config.attention,
-        cell=config.cell,
-        dropout=config.dropout,
-        use_cudnn=config.use_cudnn,
-    )
-    inputs, _, _ = next(iter(common.make_dataset(config, data, data.split.validation)))
-    model(inputs)  # build, so that a backup can be restored into it
+    # 2. Model: GRUTranslator (translation/models.py), built on one batch
+    #    so that a backup can be restored into it.
+    model = models.build_gru(config, data)
     print(f"model: GRUTranslator, {model.count_params():,} parameters")
 
     # 3. Train (resumes from runs/.../backup if a previous run was killed).
-    translator = common.make_translator(model, config, data)
-    samples_callback = common.tensorboard_samples(
+    translator = export.make_translator(model, config, data)
+    samples_callback = evaluation.tensorboard_samples(
         config, data, translator,
-        common.attention_maps(model, config, data, translator), run_dir,
+        evaluation.attention_maps(model, config, data, translator), run_dir,
     )
-    training = common.train(model, config, data, run_dir, [samples_callback])
-    print(common.describe_training(training))
+    measured = training.train(model, config, data, run_dir, [samples_callback])
+    print(training.describe_training(measured))
 
     # 4. Score on the test split (never used before this point).
-    scores, samples = common.score(model, config, data, translator)
+    scores, samples = evaluation.score(model, config, data, translator)
     print(
         f"test: BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} on "
         f"{scores['test_sentences']} sentences ({scores['bleu_signature']})"
     )
-    common.print_samples(samples, config.num_samples)
+    evaluation.print_samples(samples, config.num_samples)
 
     # 5. Artefacts side by side.
     metrics = {
         **scores,
-        **{k: v for k, v in training.items() if k != "history"},
+        **{k: v for k, v in measured.items() if k != "history"},
         "parameters": int(model.count_params()),
         "data": {
             "corpus": data.load_summary.path,
@@ -138,9 +129,9 @@ def main(argv=None):
             "target_vocabulary": data.target_tokenizer.vocabulary_size(),
         },
         "environment": common.environment(),
-        "history": training["history"],
+        "history": measured["history"],
     }
-    saved_model = common.save_artefacts(
+    saved_model = export.save_artefacts(
         model, config, size, translator, metrics, output_dir, data, samples
     )
     print(f"saved: {output_dir}/ (model.keras, config.json, metrics.json, {saved_model})")

@@ -3,7 +3,7 @@
 The same data, split, SentencePiece tokenizers, training loop (schedule,
 early stopping, exact-resume checkpoints, TensorBoard), metrics (BLEU and
 chrF with sacrebleu on detokenized test text) and artefacts as
-`translate_gru.py` (see `translation_common.py`), with `TransformerSeq2Seq`
+`translate_gru.py` (see `translation/`), with `TransformerSeq2Seq`
 ("Attention Is All You Need", Vaswani et al., 2017). Writes to
 `saved_models/transformer_translator/`: model.keras, saved_model/ (strings
 in, strings out, from `kzoo.export`, as the GRU recipe's), source.spm,
@@ -24,13 +24,15 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import translation_common as common  # noqa: E402
+import common  # noqa: E402
+from translation import data as translation_data  # noqa: E402
+from translation import evaluation, export, models, training  # noqa: E402
+from translation.config import TranslationConfig, setup  # noqa: E402
 
-from kzoo import TransformerSeq2Seq  # noqa: E402
 
 
 @dataclasses.dataclass(frozen=True)
-class TransformerConfig(common.TranslationConfig):
+class TransformerConfig(TranslationConfig):
     num_layers: int = 2
     num_heads: int = 4
     hidden_dim: int = 128
@@ -63,54 +65,40 @@ SIZES = {
 
 
 def main(argv=None):
-    config, size = common.parse_config(
-        TransformerConfig, SIZES, argv, __doc__.split("\n")[0]
-    )
-    output_dir, run_dir = common.setup(config)
+    config, size = common.parse_config(TransformerConfig, argv, SIZES, __doc__.split("\n")[0])
+    output_dir, run_dir = setup(config)
     print(f"config ({size}): {json.dumps(dataclasses.asdict(config))}")
 
     # 1. Data: identical to the GRU recipe's.
-    data = common.load_data(config, run_dir)
+    data = translation_data.load_data(config, run_dir)
 
-    # 2. Model.
-    model = TransformerSeq2Seq(
-        vocabulary_size=data.source_tokenizer.vocabulary_size(),
-        decoder_vocabulary_size=data.target_tokenizer.vocabulary_size(),
-        num_layers=config.num_layers,
-        num_heads=config.num_heads,
-        hidden_dim=config.hidden_dim,
-        intermediate_dim=config.intermediate_dim,
-        max_sequence_length=max(config.max_length, config.max_output_length + 1),
-        dropout=config.dropout,
-        normalize_first=config.normalize_first,
-    )
-    inputs, _, _ = next(iter(common.make_dataset(config, data, data.split.validation)))
-    model(inputs)
+    # 2. Model: TransformerSeq2Seq (translation/models.py).
+    model = models.build_transformer(config, data)
     print(f"model: TransformerSeq2Seq, {model.count_params():,} parameters")
 
     # 3. Train.
-    translator = common.make_translator(model, config, data)
-    samples_callback = common.tensorboard_samples(config, data, translator, None, run_dir)
-    training = common.train(model, config, data, run_dir, [samples_callback])
-    print(common.describe_training(training))
+    translator = export.make_translator(model, config, data)
+    samples_callback = evaluation.tensorboard_samples(config, data, translator, None, run_dir)
+    measured = training.train(model, config, data, run_dir, [samples_callback])
+    print(training.describe_training(measured))
 
     # 4. Score on the test split.
-    scores, samples = common.score(model, config, data, translator)
+    scores, samples = evaluation.score(model, config, data, translator)
     print(
         f"test: BLEU {scores['bleu']:.2f}, chrF {scores['chrf']:.2f} on "
         f"{scores['test_sentences']} sentences ({scores['bleu_signature']})"
     )
-    common.print_samples(samples, config.num_samples)
+    evaluation.print_samples(samples, config.num_samples)
 
     # 5. Artefacts.
     metrics = {
         **scores,
-        **{k: v for k, v in training.items() if k != "history"},
+        **{k: v for k, v in measured.items() if k != "history"},
         "parameters": int(model.count_params()),
         "environment": common.environment(),
-        "history": training["history"],
+        "history": measured["history"],
     }
-    saved_model = common.save_artefacts(
+    saved_model = export.save_artefacts(
         model, config, size, translator, metrics, output_dir, data, samples
     )
     print(f"saved: {output_dir}/ (model.keras, config.json, metrics.json, {saved_model})")

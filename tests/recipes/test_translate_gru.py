@@ -135,7 +135,7 @@ def test_resume_after_interruption_matches_uninterrupted_run(smoke_run, tmp_path
     nondeterminism in float sums.
     """
     _require_tf()
-    recipe_common = importlib.import_module("translation_common")
+    recipe_common = sys.modules["common"]  # recipes/common, imported by the recipe
     reference, ref_out, _ = smoke_run
     with pytest.raises(recipe_common.TrainingInterrupted):
         _run(tmp_path, "resumed", "--stop_after_steps", "6")
@@ -221,19 +221,20 @@ def test_translator_matches_generate_by_hand_and_handles_edges(tmp_path):
 def test_smoke_runs_write_to_their_own_folders_and_help_shows_defaults(capsys):
     _require_tf()
     recipe = _recipe()
-    common = sys.modules["translation_common"]
-    config, size = common.parse_config(recipe.GRUConfig, recipe.SIZES, ["--smoke"])
+    common = sys.modules["common"]  # recipes/common
+    config, size = common.parse_config(recipe.GRUConfig, ["--smoke"], recipe.SIZES)
     assert size == "smoke"
     assert config.output_dir == "saved_models/gru_translator_smoke"
     assert config.run_dir == "runs/gru_translator_smoke"
-    full, _ = common.parse_config(recipe.GRUConfig, recipe.SIZES, [])
+    full, _ = common.parse_config(recipe.GRUConfig, [], recipe.SIZES)
     assert full.output_dir == "saved_models/gru_translator"
     assert full.run_dir == "runs/gru_translator"
-    given, _ = common.parse_config(recipe.GRUConfig, recipe.SIZES,
-                                   ["--smoke", "--output_dir", "x", "--run_dir", "y"])
+    given, _ = common.parse_config(recipe.GRUConfig,
+                                   ["--smoke", "--output_dir", "x", "--run_dir", "y"],
+                                   recipe.SIZES)
     assert (given.output_dir, given.run_dir) == ("x", "y")
     with pytest.raises(SystemExit):
-        common.parse_config(recipe.GRUConfig, recipe.SIZES, ["--help"])
+        common.parse_config(recipe.GRUConfig, ["--help"], recipe.SIZES)
     text = capsys.readouterr().out
     assert "--hidden_dim HIDDEN_DIM" in text
     assert "default: 'saved_models/gru_translator'" in text

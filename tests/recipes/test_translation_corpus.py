@@ -17,7 +17,8 @@ from kzoo.data import translation
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "recipes"))
 try:
-    import translation_common as common  # noqa: E402
+    from translation import config as common  # noqa: E402  (recipes/translation)
+    from translation.data import load_data  # noqa: E402
 finally:
     sys.path.pop(0)
 
@@ -67,7 +68,7 @@ def test_load_data_resolves_the_corpus_and_keeps_origins(corpus, tmp_path):
     config = dataclasses.replace(
         common.TranslationConfig(), corpus=corpus, max_pairs=300, vocabulary_size=100
     )
-    data = common.load_data(config, str(tmp_path))
+    data = load_data(config, str(tmp_path))
     expected = {"en-de": translation.EN_DE_PAIRS_PATH, "ding": translation.DE_EN_PAIRS_PATH}
     assert data.load_summary.path == expected.get(corpus, corpus)
     for pairs, origins in zip(data.split, data.origins):
@@ -87,6 +88,6 @@ def test_load_data_resolves_the_corpus_and_keeps_origins(corpus, tmp_path):
 def test_load_data_filters_origins(tmp_path):
     _tf()
     config = common.TranslationConfig(origins="wesnoth", max_pairs=200, vocabulary_size=100)
-    data = common.load_data(config, str(tmp_path))
+    data = load_data(config, str(tmp_path))
     assert {o for part in data.origins for o in part} == {"wesnoth"}
     assert data.load_summary.not_selected > 0
