@@ -115,7 +115,13 @@ def parse_config(config_cls, argv=None, sizes=None, description="", smoke_paths=
         choices.setdefault("mixed_precision", MIXED_PRECISION)
     texts = field_help(config_cls)
     parser = argparse.ArgumentParser(description=description)
-    if set(sizes) - {"default", "smoke"}:
+    named_sizes = bool(set(sizes) - {"default", "smoke"})
+    if named_sizes and "size" in names:
+        raise ValueError(
+            f"{config_cls.__name__} has a field `size`, so its sizes table may only "
+            f"have a 'smoke' row; received rows {sorted(sizes)}"
+        )
+    if named_sizes:
         parser.add_argument("--size", choices=sorted(sizes), default="default",
                             help="a row of the recipe's table of sizes")
     smoke_help = "a tiny run that finishes in seconds"
@@ -138,7 +144,7 @@ def parse_config(config_cls, argv=None, sizes=None, description="", smoke_paths=
             parser.add_argument(flag, type=kind, default=None, help=text,
                                 choices=choices.get(field.name))
     args = parser.parse_args(argv)
-    size = "smoke" if args.smoke else getattr(args, "size", "default")
+    size = "smoke" if args.smoke else (args.size if named_sizes else "default")
     values = dict(sizes.get(size, {}))
     if size == "smoke":
         # A smoke run never overwrites the real run's model or its resume
