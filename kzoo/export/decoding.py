@@ -85,6 +85,7 @@ class Seq2SeqDecoder:
 
     search = ""  # a words description for metrics and docs
     variables = ()
+    jit_compile_default = False  # whether XLA pays for this model's loop
 
     def __init__(self, model, max_length, start_token_id, end_token_id, beam_size=1,
                  length_penalty=0.6):
@@ -101,6 +102,10 @@ class Seq2SeqDecoder:
 
 class GRUTranslatorDecoder(Seq2SeqDecoder):
     """Greedy and GNMT beam search for `GRUTranslator`, from its layers."""
+
+    @property
+    def jit_compile_default(self):
+        return self.model.use_cudnn is False
 
     def describe(self):
         search = "greedy" if self.beam_size == 1 else "beam search, GNMT length penalty"

@@ -130,6 +130,7 @@ def test_translator_equals_the_models_own_greedy_and_beam_decoding(kind, tokeniz
             max_output_length=MAX_OUTPUT, beam_size=beam_size,
         )
         assert translator.decoding["beam_size"] == beam_size
+        assert translator.decoding["jit_compile"] is (kind == "gru")  # "auto"
         assert translator(sentences) == expected
         served = tf.saved_model.load(path).signatures["serving_default"]
         out = served(inputs=tf.constant(sentences))
@@ -150,6 +151,8 @@ def test_translator_options_are_checked(tokenizers):
                    max_output_length=40)
     with pytest.raises(ValueError, match="beam_size.*received 0"):
         Translator(model, frozen_source, frozen_target, max_input_length=8, beam_size=0)
+    with pytest.raises(ValueError, match="jit_compile.*received 'yes'"):
+        Translator(model, frozen_source, frozen_target, max_input_length=8, jit_compile="yes")
     with pytest.raises(ValueError, match="GRUTranslator and TransformerSeq2Seq; received TransformerLM"):
         Translator(TransformerLM(10, 1, 2, 8, 16), frozen_source, frozen_target)
 
