@@ -54,15 +54,30 @@ def _source_comments(cls):
     """{field name: trailing comment} from the source of `cls` and its bases."""
     comments = {}
     for klass in reversed(cls.__mro__):
-        try:
-            source = inspect.getsource(klass)
-        except (OSError, TypeError):
-            continue
+        source = _class_source(klass)
         for line in source.splitlines():
             match = re.match(r"\s+(\w+)\s*:\s*[\w\[\]., ]+=.*?#\s*(.+)$", line)
             if match:
                 comments[match.group(1)] = match.group(2).strip()
     return comments
+
+
+def _class_source(klass):
+    """The source of `klass`, also for a module loaded from a file path
+    without a `sys.modules` entry (as some tests load recipes): then the
+    file is that of a calling frame whose globals define the class."""
+    try:
+        return inspect.getsource(klass)
+    except (OSError, TypeError):
+        pass
+    for frame in inspect.stack(0)[1:]:
+        if frame.frame.f_globals.get(klass.__name__) is klass:
+            with open(frame.filename) as f:
+                text = f.read()
+            match = re.search(rf"^class {klass.__name__}\b.*?(?=^\S)", text + "\nEND",
+                              re.M | re.S)
+            return match.group(0) if match else ""
+    return ""
 
 
 def field_help(config_cls):
