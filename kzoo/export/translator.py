@@ -29,8 +29,6 @@ which does not crash.
 import sys
 import warnings
 
-import keras
-
 from kzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
 from kzoo.export import decoding
 

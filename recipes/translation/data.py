@@ -20,10 +20,6 @@ class TranslationData:
     origins: translation.SplitPairs = None
 
 
-def _subset(pairs, max_pairs):
-    return pairs if not max_pairs else pairs[:max_pairs]
-
-
 def load_data(config, run_dir):
     """Loads, splits and tokenizes; tokenizers come from the training split.
 
