@@ -152,7 +152,8 @@ def test_translator_options_are_checked(tokenizers):
     with pytest.raises(ValueError, match="beam_size.*received 0"):
         Translator(model, frozen_source, frozen_target, max_input_length=8, beam_size=0)
     with pytest.raises(ValueError, match="jit_compile.*received 'yes'"):
-        Translator(model, frozen_source, frozen_target, max_input_length=8, jit_compile="yes")
+        Translator(model, frozen_source, frozen_target, max_input_length=8, max_output_length=8,
+                   jit_compile="yes")
     with pytest.raises(ValueError, match="GRUTranslator and TransformerSeq2Seq; received TransformerLM"):
         Translator(TransformerLM(10, 1, 2, 8, 16), frozen_source, frozen_target)
 
