@@ -30,27 +30,6 @@ TENSORFLOW_ONLY = {
 }
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _fast_jax_compiles():
-    """On JAX every eager op of an example is compiled once; compile unoptimised.
-
-    The examples run a few calls each on tiny inputs, so XLA's optimisation
-    passes cost far more than they save (about half the time of this file).
-    The flag is part of JAX's compilation cache key and is restored after.
-    """
-    if keras.backend.backend() != "jax":
-        yield
-        return
-    import jax
-
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    try:
-        yield
-    finally:
-        jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def _module_names():
     names = [kzoo.__name__]
     for info in pkgutil.walk_packages(kzoo.__path__, prefix=kzoo.__name__ + "."):
