@@ -541,7 +541,7 @@ class PythonTranslator:
                 {"encoder_token_ids": ids, "encoder_padding_mask": ids > 0},
                 max_length=self.config.max_output_length + 1,
                 start_token_id=translation.BOS_ID,
-                end_token_id=translation.EOS_ID,
+                stop_token_ids=(translation.EOS_ID,),
             ))[:, 1:]  # drop the start token
             rows = [[int(t) for t in row if t > translation.EOS_ID] for row in out]
             text = self.target.detokenize(tf.ragged.constant(rows, dtype=tf.int32,

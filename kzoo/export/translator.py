@@ -26,6 +26,7 @@ import warnings
 import keras
 
 from kzoo.data.translation import BOS_ID, EOS_ID, PAD_ID
+from kzoo.models.generation import BeamSampler
 
 MIN_PADDED_LENGTH = 8  # inputs are padded to 8, 16, 32, ... pieces: few shapes
 
@@ -149,14 +150,13 @@ class Translator:
         token_ids = pieces.to_tensor(default_value=PAD_ID, shape=[batch, width])  # (B, S)
         padding_mask = tf.not_equal(token_ids, PAD_ID)  # (B, S)
         generated = self.model.generate(
-            token_ids,
-            padding_mask,
-            max_length=self.max_output_length,
+            {"encoder_token_ids": token_ids, "encoder_padding_mask": padding_mask},
+            max_length=self.max_output_length + 1,  # + the start token
+            sampler="greedy" if self.beam_size == 1 else BeamSampler(
+                self.beam_size, self.length_penalty),
+            stop_token_ids=(self.end_token_id,),
             start_token_id=self.start_token_id,
-            end_token_id=self.end_token_id,
-            beam_size=self.beam_size,
-            length_penalty=self.length_penalty,
-        )  # (B, L): pieces, end token, then padding
+        )  # (B, 1 + L): start token, pieces, end token, then padding
         generated = tf.convert_to_tensor(generated)
         keep = tf.logical_not(
             tf.reduce_any(

@@ -196,9 +196,10 @@ def test_translator_matches_generate_by_hand_and_handles_edges(tmp_path):
             continue
         padded = np.zeros((1, 16 if len(pieces) > 8 else 8), "int32")
         padded[0, : len(pieces)] = pieces
-        out = np.asarray(model.generate(padded, padded > 0, max_length=6,
-                                        start_token_id=translation.BOS_ID,
-                                        end_token_id=translation.EOS_ID))[0]
+        out = np.asarray(model.generate(
+            {"encoder_token_ids": padded, "encoder_padding_mask": padded > 0},
+            max_length=7, start_token_id=translation.BOS_ID,
+            stop_token_ids=(translation.EOS_ID,)))[0]  # start token first
         out = [int(t) for t in out if t > translation.EOS_ID]
         expected = tgt.detokenize(np.asarray([out], "int32"))
         expected = np.asarray(expected).reshape(-1)[0]
