@@ -132,13 +132,16 @@ def test_stop_tokens_pad_after_the_first_stop(model):
 
 
 def _full_logits(model, ids, t):
-    """Logits predicting position t, from one full forward pass over ids[:, :t]."""
-    if isinstance(model, TransformerXLLM):
-        out = model({"token_ids": ids[:, :t], "padding_mask": np.ones((2, t), bool),
-                     "memories": model.initial_memories(2)})
-        return ops.convert_to_numpy(out["logits"])[:, t - 1]
+    """Logits predicting position t, from one full forward pass over the
+    (B, L) buffer whose positions >= t are not generated yet (masked; for
+    the causal TXL segment they are unseen anyway)."""
+    # `predict_on_batch`: one compiled forward pass per model, not op by op.
+    if isinstance(model, TransformerXLLM):  # one segment, causal: later ids unseen
+        out = model.predict_on_batch({"token_ids": ids, "padding_mask": np.ones(ids.shape, bool),
+                                      "memories": model.initial_memories(2)})
+        return np.asarray(out["logits"])[:, t - 1]
     mask = np.broadcast_to(np.arange(L) < t, ids.shape)  # later positions: not there yet
-    return ops.convert_to_numpy(model({"token_ids": ids, "padding_mask": mask}))[:, t - 1]
+    return np.asarray(model.predict_on_batch({"token_ids": ids, "padding_mask": mask}))[:, t - 1]
 
 
 @pytest.mark.parametrize("lm", LMS, indirect=True)

@@ -59,7 +59,8 @@ class TransformerLM(keras.Model):
 
     Example:
 
-    >>>     >>> from kzoo import TransformerLM
+    >>> import numpy as np
+    >>> from kzoo import TransformerLM
     >>> lm = TransformerLM(50, 2, 2, 16, 32, max_sequence_length=32)
     >>> lm.generate({"token_ids": np.array([[3, 4, 0, 0]]),
     ...              "padding_mask": np.array([[1, 1, 0, 0]], bool)},

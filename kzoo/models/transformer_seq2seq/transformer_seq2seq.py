@@ -63,7 +63,8 @@ class TransformerSeq2Seq(keras.Model):
 
     Example:
 
-    >>>     >>> from kzoo import TransformerSeq2Seq
+    >>> import numpy as np
+    >>> from kzoo import TransformerSeq2Seq
     >>> model = TransformerSeq2Seq(50, 1, 2, 16, 32)
     >>> model.generate({"encoder_token_ids": np.array([[5, 6, 2]]),
     ...                 "encoder_padding_mask": np.ones((1, 3), bool)},

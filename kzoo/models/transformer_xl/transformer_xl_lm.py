@@ -8,6 +8,7 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
 from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
@@ -210,8 +211,8 @@ class TransformerXLLM(keras.Model):
         then every further token (the rest of the prompts, then each new
         token) is a one-token segment attending to the memories, so a step
         costs O(memory_length), not O(length). The memories change shape
-        while they fill, so the sampler loop runs eagerly (one model call
-        per token), not compiled.
+        while they fill, so the sampler loop runs eagerly, one compiled
+        model call per token (compiled once per memory length).
 
         Args:
             inputs: dict with `token_ids` (B, P) int and `padding_mask`
@@ -246,13 +247,7 @@ class TransformerXLLM(keras.Model):
         if memories is None:
             memories = self.initial_memories(batch)
 
-        def run(segment, memories):
-            out = self(
-                {"token_ids": segment, "padding_mask": ops.ones(ops.shape(segment), "bool"),
-                 "memories": memories},
-                training=False,
-            )
-            return out["logits"], out["memories"]
+        run = self._segment_function()
 
         for start in range(0, common - 1, segment_length):
             _, memories = run(token_ids[:, start : min(start + segment_length, common - 1)],
@@ -268,6 +263,29 @@ class TransformerXLLM(keras.Model):
             out = generation.sample(sampler, next, token_ids, mask, ops.convert_to_tensor(memories),
                                     common, stop_token_ids, padding_token_id, model=self)
         return generation.to_numpy(out)
+
+    def _segment_function(self):
+        """`(segment (B, T), memories) -> (logits, new memories)`, compiled
+        once per shape (the memory grows until it holds `memory_length`
+        positions, then keeps its shape) and kept off the tracked state
+        (`generation.function_cache`)."""
+        functions = generation.function_cache(self)
+        if "segment" not in functions:
+
+            def segment_step(segment, memories):
+                out = self(
+                    {"token_ids": segment,
+                     "padding_mask": ops.ones(ops.shape(segment), "bool"),
+                     "memories": memories},
+                    training=False,
+                )
+                return out["logits"], out["memories"]
+
+            functions["segment"] = compiled_function(
+                segment_step,
+                read_variables=self.trainable_variables + self.non_trainable_variables,
+            )
+        return functions["segment"]
 
     def get_config(self):
         return {
