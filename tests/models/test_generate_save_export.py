@@ -9,7 +9,8 @@ import keras
 import numpy as np
 import pytest
 
-from kzoo import GRUTranslator, TransformerLM, TransformerSeq2Seq
+from kzoo import GRUTranslator, ReformerLM, SparseTransformerLM, TransformerLM, TransformerSeq2Seq
+from kzoo.models.generation import BeamSampler
 
 IDS = np.array([[5, 6, 7, 0], [3, 4, 5, 6]], "int32")
 
@@ -21,8 +22,9 @@ def _seq2seq_inputs():
 
 def _gru():
     model = GRUTranslator(30, 30, embedding_dim=8, hidden_dim=8)
-    generate = lambda m: m.generate(IDS, IDS > 0, max_length=5, start_token_id=1,
-                                    end_token_id=2, beam_size=2)
+    generate = lambda m: m.generate(
+        {"encoder_token_ids": IDS, "encoder_padding_mask": IDS > 0},
+        max_length=5, sampler=BeamSampler(2), stop_token_ids=(2,), start_token_id=1)
     return model, _seq2seq_inputs(), generate
 
 
@@ -31,7 +33,7 @@ def _seq2seq():
                                intermediate_dim=16, max_sequence_length=8)
     generate = lambda m: m.generate(
         {"encoder_token_ids": IDS, "encoder_padding_mask": IDS > 0},
-        max_length=5, start_token_id=1, end_token_id=2)
+        max_length=5, stop_token_ids=(2,), start_token_id=1)
     return model, _seq2seq_inputs(), generate
 
 
@@ -39,11 +41,29 @@ def _lm():
     model = TransformerLM(30, num_layers=1, num_heads=2, hidden_dim=8,
                           intermediate_dim=16, max_sequence_length=8)
     prompt = {"token_ids": IDS[:, :2], "padding_mask": IDS[:, :2] > 0}
-    generate = lambda m: m.generate(prompt, max_length=6, end_token_id=2)
+    generate = lambda m: m.generate(prompt, max_length=6, stop_token_ids=(2,))
     return model, {"token_ids": IDS, "padding_mask": IDS > 0}, generate
 
 
-@pytest.mark.parametrize("make", [_gru, _seq2seq, _lm], ids=["gru", "seq2seq", "lm"])
+def _lm_prompt_generate():
+    prompt = {"token_ids": IDS[:, :2], "padding_mask": IDS[:, :2] > 0}
+    return lambda m: m.generate(prompt, max_length=8, stop_token_ids=(2,))
+
+
+def _sparse():
+    model = SparseTransformerLM(30, num_layers=1, num_heads=2, hidden_dim=8,
+                                intermediate_dim=16, stride=2, max_sequence_length=8)
+    return model, {"token_ids": IDS, "padding_mask": IDS > 0}, _lm_prompt_generate()
+
+
+def _reformer():
+    model = ReformerLM(30, num_layers=1, num_heads=2, hidden_dim=8, intermediate_dim=16,
+                       axial_shape=(2, 4), bucket_size=4, seed=1)
+    return model, {"token_ids": IDS, "padding_mask": IDS > 0}, _lm_prompt_generate()
+
+
+@pytest.mark.parametrize("make", [_gru, _seq2seq, _lm, _sparse, _reformer],
+                         ids=["gru", "seq2seq", "lm", "sparse", "reformer"])
 def test_generate_then_save_load_then_export(make, tmp_path):
     keras.utils.set_random_seed(0)
     model, inputs, generate = make()

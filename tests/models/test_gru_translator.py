@@ -6,6 +6,7 @@ import pytest
 from keras import ops
 
 from kzoo import GRUTranslator
+from kzoo.models.generation import BeamSampler
 from tests.harness import run_model_test
 
 ATTENTIONS = ("bahdanau", "luong_dot", "luong_general")
@@ -29,6 +30,18 @@ def _inputs(batch=2, s=6, t=5, vocab=20, seed=0):
         "decoder_token_ids": dec,
         "decoder_padding_mask": dec_mask,
     }
+
+
+def _generate(model, ids, mask, length, end=END, **kwargs):
+    """`length` generated tokens: `generate`'s output without its first
+    column, the start token."""
+    out = model.generate(
+        {"encoder_token_ids": ids, "encoder_padding_mask": mask}, max_length=length + 1,
+        start_token_id=START, stop_token_ids=(end,), **kwargs,
+    )
+    assert isinstance(out, np.ndarray) and out.dtype == np.int32
+    assert np.all(out[:, 0] == START)
+    return out[:, 1:]
 
 
 def _model(attention="bahdanau", cell="gru", layers=1, target_vocab=20, seed=3):
@@ -116,10 +129,8 @@ def test_right_padding_does_not_change_real_positions(attention):
     np.testing.assert_allclose(longer[:, :5][real], base[real], atol=1e-5)
     # Generation does not see the source padding either.
     np.testing.assert_array_equal(
-        model.generate(x["encoder_token_ids"], x["encoder_padding_mask"], 6, START, END),
-        model.generate(
-            padded["encoder_token_ids"], padded["encoder_padding_mask"], 6, START, END
-        ),
+        _generate(model, x["encoder_token_ids"], x["encoder_padding_mask"], 6),
+        _generate(model, padded["encoder_token_ids"], padded["encoder_padding_mask"], 6),
     )
 
 
@@ -146,7 +157,7 @@ def test_greedy_equals_python_loop_and_beam_of_one(attention):
     model = _model(attention, "gru")
     x = _inputs()
     ids, mask = x["encoder_token_ids"], x["encoder_padding_mask"]
-    first = ops.convert_to_numpy(model.generate(ids, mask, 7, START, END))
+    first = _generate(model, ids, mask, 7)
     # Use as end token the first token greedy emits that it did not emit
     # before, so that the padding after the end is exercised.
     fresh = [
@@ -154,12 +165,11 @@ def test_greedy_equals_python_loop_and_beam_of_one(attention):
     ]
     j = fresh[0] if fresh else 0
     end = int(first[0, j])
-    greedy = ops.convert_to_numpy(model.generate(ids, mask, 7, START, end))
+    greedy = _generate(model, ids, mask, 7, end)
     np.testing.assert_array_equal(greedy, _greedy_reference(model, ids, mask, 7, end))
     assert greedy[0, j] == end and np.all(greedy[0, j + 1 :] == 0)
-    memory, m, state = model._encode(ids, mask, False)
-    beam1 = model._beam_search(memory, m, state, 7, START, end, 1, 0.6)
-    np.testing.assert_array_equal(ops.convert_to_numpy(beam1), greedy)
+    beam1 = _generate(model, ids, mask, 7, end, sampler=BeamSampler(num_beams=1))
+    np.testing.assert_array_equal(beam1, greedy)
 
 
 def _exhaustive_best(model, ids, mask, max_length, end, alpha):
@@ -194,20 +204,16 @@ def test_wide_beam_finds_the_exhaustive_best_with_length_penalty(alpha):
     model = _model("luong_general", "gru", target_vocab=4, seed=11)
     x = _inputs(batch=1)
     ids, mask = x["encoder_token_ids"], x["encoder_padding_mask"]
-    beam = model.generate(ids, mask, 3, START, END, beam_size=9, length_penalty=alpha)
+    beam = _generate(model, ids, mask, 3, sampler=BeamSampler(9, length_penalty=alpha))
     expected = _exhaustive_best(model, ids, mask, 3, END, alpha)
-    np.testing.assert_array_equal(ops.convert_to_numpy(beam)[0], expected)
+    np.testing.assert_array_equal(beam[0], expected)
 
 
 def test_beam_search_output_format():
     model = _model("bahdanau", "lstm")
     x = _inputs()
-    out = ops.convert_to_numpy(
-        model.generate(
-            x["encoder_token_ids"], x["encoder_padding_mask"], 6, START, END,
-            beam_size=3,
-        )
-    )
+    out = _generate(model, x["encoder_token_ids"], x["encoder_padding_mask"], 6,
+                    sampler=BeamSampler(3))
     assert out.shape == (2, 6) and out.dtype == np.int32
     for row in out:
         ends = np.flatnonzero(row == END)
@@ -222,13 +228,13 @@ def test_generate_traces_once_per_input_shape():
     model = _model("bahdanau", "gru")
     x = _inputs()
     ids, mask = x["encoder_token_ids"], x["encoder_padding_mask"]
-    a = model.generate(ids, mask, 5, START, END, beam_size=2)
-    b = model.generate(ids + 0, mask, 5, START, END, beam_size=2)
+    a = _generate(model, ids, mask, 5, sampler=BeamSampler(2))
+    b = _generate(model, ids + 0, mask, 5, sampler=BeamSampler(2))  # an equal sampler
     assert model.generate_trace_count == 1
     np.testing.assert_array_equal(a, b)
-    model.generate(ids[:1], mask[:1], 5, START, END, beam_size=2)
+    _generate(model, ids[:1], mask[:1], 5, sampler=BeamSampler(2))
     assert model.generate_trace_count == 2
-    model.generate(ids, mask, 5, START, END, beam_size=2)
+    _generate(model, ids, mask, 5, sampler=BeamSampler(2))
     assert model.generate_trace_count == 2
 
 
@@ -273,13 +279,15 @@ def test_bad_inputs():
         model({**x, "decoder_token_ids": x["decoder_token_ids"].astype("float32")})
     ids, mask = x["encoder_token_ids"], x["encoder_padding_mask"]
     with pytest.raises(ValueError, match="encoder_token_ids"):
-        model.generate(ids.astype("float32"), mask, 5, START, END)
-    with pytest.raises(ValueError, match="beam_size"):
-        model.generate(ids, mask, 5, START, END, beam_size=0)
+        _generate(model, ids.astype("float32"), mask, 5)
+    with pytest.raises(ValueError, match="num_beams"):
+        _generate(model, ids, mask, 5, sampler=BeamSampler(num_beams=0))
     with pytest.raises(ValueError, match="max_length"):
-        model.generate(ids, mask, 0, START, END)
+        _generate(model, ids, mask, -1)
     with pytest.raises(ValueError, match="length_penalty"):
-        model.generate(ids, mask, 5, START, END, beam_size=2, length_penalty=-1)
+        _generate(model, ids, mask, 5, sampler=BeamSampler(2, length_penalty=-1))
+    with pytest.raises(ValueError, match="inputs.*dict"):
+        model.generate(ids, max_length=5)
 
 
 @pytest.mark.skipif(

@@ -106,7 +106,7 @@ def test_end_token_pads_the_rest():
     free = lm.generate(prompts, max_length=10)
     end = int(free[0, 3])  # make the second generated token the end token
     first = int(np.argmax(free[0, 2:] == end)) + 2
-    out = lm.generate(prompts, max_length=10, end_token_id=end)
+    out = lm.generate(prompts, max_length=10, stop_token_ids=(end,))
     np.testing.assert_array_equal(out[0, : first + 1], free[0, : first + 1])
     assert np.all(out[0, first + 1 :] == 0)
 

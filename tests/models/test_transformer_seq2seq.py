@@ -107,7 +107,7 @@ def test_end_token_pads_after_it():
     free = model.generate(enc, max_length=8, start_token_id=1)
     end = int(free[0, 2])
     first = int(np.argmax(free[0, 1:] == end)) + 1
-    out = model.generate(enc, max_length=8, start_token_id=1, end_token_id=end)
+    out = model.generate(enc, max_length=8, start_token_id=1, stop_token_ids=(end,))
     np.testing.assert_array_equal(out[0, : first + 1], free[0, : first + 1])
     assert np.all(out[0, first + 1 :] == 0)
 

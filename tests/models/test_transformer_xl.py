@@ -72,7 +72,7 @@ def test_memory_is_truncated_and_changes_predictions():
 def test_generate_carries_memory_and_equals_full_greedy_decoding():
     model = TransformerXLLM(**dict(SMALL, memory_length=32))
     prompt = _ids(t=5)
-    got = model.generate(prompt, max_new_tokens=4, segment_length=2)
+    got = model.generate(prompt, max_length=9, segment_length=2)
     ids = prompt
     for _ in range(4):
         logits, _ = _run(model, ids, model.initial_memories(2))

@@ -1,14 +1,13 @@
 """A recurrent encoder-decoder translator with attention (RNNsearch / Luong).
 
 Letters in shape comments: B batch, S source length, T target length,
-K beam size, L max_length, V target vocabulary, H hidden_dim.
+L max_length, V target vocabulary, H hidden_dim.
 """
 
 
 import keras
 from keras import ops
 
-from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
 from kzoo.models import generation
 from kzoo.layers.recurrent.attention_decoder import ATTENTION_TYPES
@@ -17,21 +16,13 @@ from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
 from kzoo.utils.validation import check_integer_dtype
-from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
-from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import check_rate
 from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import guard_token_ids
 
 _NEG = -1e9  # log-probability of an impossible hypothesis, finite in float32
-
-
-def gnmt_length_penalty(length, alpha):
-    """`((5 + length) / 6) ** alpha`, from "Google's Neural Machine
-    Translation System" (Wu et al., 2016)."""
-    return ops.power((5.0 + ops.cast(length, "float32")) / 6.0, alpha)
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -59,8 +50,8 @@ class GRUTranslator(keras.Model):
     `use_cudnn` goes to the Keras GRU/LSTM layers. On GPU under TensorFlow
     cuDNN kernels cannot be XLA-compiled (keras-team/keras#18456): train
     with `use_cudnn=True, jit_compile=False` or `use_cudnn=False,
-    jit_compile=True`. `generate` is XLA-compiled on TensorFlow only when
-    `use_cudnn is False`.
+    jit_compile=True`. `generate` (the contract of `kzoo.models.generation`)
+    is XLA-compiled on TensorFlow only when `use_cudnn is False`.
 
     Args:
         source_vocabulary_size: number of source token ids.
@@ -92,9 +83,11 @@ class GRUTranslator(keras.Model):
     >>> import numpy as np
     >>> from kzoo import GRUTranslator
     >>> model = GRUTranslator(50, 40, embedding_dim=8, hidden_dim=16)
+    >>> from kzoo.models.generation import BeamSampler
     >>> ids = np.array([[5, 6, 2, 0]], "int32")
-    >>> tuple(model.generate(ids, ids > 0, max_length=5, start_token_id=1,
-    ...                      end_token_id=2, beam_size=3).shape)
+    >>> model.generate({"encoder_token_ids": ids, "encoder_padding_mask": ids > 0},
+    ...                max_length=5, sampler=BeamSampler(num_beams=3),
+    ...                stop_token_ids=(3,)).shape
     (1, 5)
     """
 
@@ -199,7 +192,6 @@ class GRUTranslator(keras.Model):
         self.cell = cell
         self.dropout = dropout
         self.use_cudnn = use_cudnn
-        self.generate_trace_count = 0
 
     # -- forward pieces -----------------------------------------------------
 
@@ -268,172 +260,73 @@ class GRUTranslator(keras.Model):
         is_pad = ops.arange(self.target_vocabulary_size) == 0
         return ops.where(is_pad, _NEG, log_probs), state
 
-    def _greedy(self, memory, mask, state, max_length, start_id, end_id):
-        batch = ops.shape(memory)[0]
-        projected = self.decoder.project_memory(memory)
-        positions = ops.arange(max_length, dtype="int32")[None, :]  # (1, L)
+    def _cached_decoder(self, encoder_token_ids, encoder_padding_mask, max_length):
+        """`next` for the samplers; its cache is (decoder state, memory,
+        projected memory, source mask as int32), all batch-first so beams
+        repeat and reorder them."""
+        memory, mask, state = self._encode(encoder_token_ids, encoder_padding_mask, False)
+        cache = (state, memory, self.decoder.project_memory(memory), ops.cast(mask, "int32"))
 
-        def cond(i, tokens, prev, finished, state):
-            return ops.logical_and(
-                i < max_length, ops.logical_not(ops.all(finished))
-            )
+        def next(prompt, cache, index):
+            state, memory, projected, mask = cache
+            prev = ops.take(prompt, index - 1, axis=1)  # (B,)
+            log_probs, state = self._decode_step(
+                prev, state, memory, projected, ops.cast(mask, "bool"))
+            return log_probs, None, (state, memory, projected, mask)
 
-        def body(i, tokens, prev, finished, state):
-            log_probs, state = self._decode_step(prev, state, memory, projected, mask)
-            nxt = ops.cast(ops.argmax(log_probs, axis=-1), "int32")  # (B,)
-            nxt = ops.where(finished, 0, nxt)
-            tokens = ops.where(positions == i, nxt[:, None], tokens)  # (B, L)
-            finished = ops.logical_or(finished, nxt == end_id)
-            return i + 1, tokens, nxt, finished, state
-
-        loop_vars = (
-            ops.convert_to_tensor(0, "int32"),
-            ops.zeros((batch, max_length), "int32"),
-            ops.full((batch,), start_id, "int32"),
-            ops.zeros((batch,), "bool"),
-            state,
-        )
-        return ops.while_loop(cond, body, loop_vars)[1]
-
-    def _beam_search(
-        self, memory, mask, state, max_length, start_id, end_id, k, alpha
-    ):
-        batch = ops.shape(memory)[0]
-        vocab = self.target_vocabulary_size
-        # Beams live in the batch axis: row b * K + j is beam j of example b.
-        memory = ops.repeat(memory, k, axis=0)  # (B*K, S, H)
-        mask = ops.repeat(mask, k, axis=0)  # (B*K, S)
-        state = [ops.repeat(s, k, axis=0) for s in state]  # (B*K, H)
-        projected = self.decoder.project_memory(memory)
-        positions = ops.arange(max_length, dtype="int32")  # (L,)
-        # A finished beam may only continue with padding (id 0), at no cost.
-        pad_only = ops.where(ops.arange(vocab) == 0, 0.0, _NEG)  # (V,)
-        batch_offsets = ops.arange(batch, dtype="int32")[:, None] * k  # (B, 1)
-
-        def cond(i, tokens, scores, lengths, finished, prev, state):
-            return ops.logical_and(
-                i < max_length, ops.logical_not(ops.all(finished))
-            )
-
-        def body(i, tokens, scores, lengths, finished, prev, state):
-            log_probs, state = self._decode_step(prev, state, memory, projected, mask)
-            log_probs = ops.reshape(log_probs, (batch, k, vocab))  # (B, K, V)
-            log_probs = ops.where(finished[..., None], pad_only, log_probs)
-            total = scores[..., None] + log_probs  # (B, K, V)
-            new_lengths = lengths + ops.cast(ops.logical_not(finished), "int32")
-            normalized = total / gnmt_length_penalty(new_lengths, alpha)[..., None]
-            _, top = ops.top_k(ops.reshape(normalized, (batch, k * vocab)), k)
-            beam = top // vocab  # (B, K) which beam each winner extends
-            token = ops.cast(top % vocab, "int32")  # (B, K)
-            scores = ops.take_along_axis(ops.reshape(total, (batch, -1)), top, 1)
-            lengths = ops.take_along_axis(new_lengths, beam, axis=1)
-            finished = ops.take_along_axis(finished, beam, axis=1)
-            token = ops.where(finished, 0, token)
-            finished = ops.logical_or(finished, token == end_id)
-            tokens = ops.take_along_axis(tokens, beam[..., None], axis=1)
-            tokens = ops.where(
-                positions[None, None, :] == i, token[..., None], tokens
-            )  # (B, K, L)
-            rows = ops.reshape(batch_offsets + ops.cast(beam, "int32"), (-1,))
-            state = [ops.take(s, rows, axis=0) for s in state]
-            return i + 1, tokens, scores, lengths, finished, ops.reshape(token, (-1,)), state
-
-        first_beam = ops.arange(k) == 0
-        loop_vars = (
-            ops.convert_to_tensor(0, "int32"),
-            ops.zeros((batch, k, max_length), "int32"),
-            ops.tile(ops.where(first_beam, 0.0, _NEG)[None, :], (batch, 1)),
-            ops.zeros((batch, k), "int32"),
-            ops.zeros((batch, k), "bool"),
-            ops.full((batch * k,), start_id, "int32"),
-            state,
-        )
-        tokens = ops.while_loop(cond, body, loop_vars)[1]
-        # top_k sorts: beam 0 has the best length-normalised score.
-        return tokens[:, 0]
-
-    def _make_generate_function(self, max_length, start_id, end_id, k, alpha):
-        def generate_step(token_ids, padding_mask):
-            self.generate_trace_count += 1  # runs only while tracing
-            memory, mask, state = self._encode(token_ids, padding_mask, False)
-            if k == 1:
-                return self._greedy(memory, mask, state, max_length, start_id, end_id)
-            return self._beam_search(
-                memory, mask, state, max_length, start_id, end_id, k, alpha
-            )
-
-        return compiled_function(
-            generate_step,
-            read_variables=self.trainable_variables + self.non_trainable_variables,
-            jit_compile=self.use_cudnn is False,
-        )
+        return next, cache
 
     def generate(
-        self,
-        encoder_token_ids,
-        encoder_padding_mask,
-        max_length,
-        start_token_id,
-        end_token_id,
-        beam_size=1,
-        length_penalty=0.6,
+        self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+        start_token_id=generation.DEFAULT_START_TOKEN_ID, padding_token_id=0,
     ):
-        """Translates a batch; greedy when `beam_size == 1`, else beam search.
+        """Translates a batch: the contract of `kzoo.models.generation`.
 
-        Beam search ranks hypotheses by `log p / ((5 + len) / 6) ** alpha`
-        (GNMT, Wu et al. 2016), `alpha = length_penalty`, len counting the
-        end token. One compiled function per (input shape, arguments) is
-        built and reused; `generate_trace_count` counts traces.
+        One compiled decode per (input shape, arguments), XLA-compiled on
+        TensorFlow when `use_cudnn is False`; `generate_trace_count` counts
+        traces. The padding id 0 is never generated before a stop token.
+        Beam search (`sampler="beam"` or
+        `kzoo.models.generation.BeamSampler(num_beams, length_penalty)`)
+        ranks hypotheses by `log p / ((5 + n) / 6) ** length_penalty`
+        (GNMT, Wu et al. 2016), n counting the stop token.
 
         Args:
-            encoder_token_ids: (B, S) int source ids.
-            encoder_padding_mask: (B, S) bool.
-            max_length: L, number of tokens to generate.
-            start_token_id: first decoder input.
-            end_token_id: ends a hypothesis.
-            beam_size: K; 1 is greedy (equal to beam search with K = 1).
-            length_penalty: alpha >= 0 (beam search only).
+            inputs: dict with `encoder_token_ids` (B, S) int and
+                `encoder_padding_mask` (B, S) bool.
+            max_length: output length L, the start token included; default
+                (None) `2 * S + 1` (twice the padded source length, plus
+                the start token).
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object.
+            stop_token_ids: tuple of ids that end a translation, or None.
+            start_token_id: first decoder input (default kzoo's BOS id, 2).
 
         Returns:
-            int32 token ids (B, L) without the start token, with the end
-            token, then padding id 0.
+            (B, L) int32 NumPy array: the start token, the pieces, the stop
+            token, then `padding_token_id` (a traced tensor when called
+            inside a `tf.function`, as `kzoo.export.translator` does).
         """
-        max_length = check_positive_int("max_length", max_length)
-        start_token_id = check_non_negative_int("start_token_id", start_token_id)
-        end_token_id = check_non_negative_int("end_token_id", end_token_id)
-        beam_size = check_positive_int("beam_size", beam_size)
-        if not isinstance(length_penalty, (int, float)) or length_penalty < 0:
+        if not isinstance(inputs, dict):
             raise ValueError(
-                "`length_penalty` must be a number >= 0; received "
-                f"{length_penalty!r}"
+                "`inputs` must be a dict with keys encoder_token_ids and "
+                f"encoder_padding_mask; received {type(inputs).__name__}"
             )
-        check_integer_dtype("encoder_token_ids", encoder_token_ids)
-        check_rank("encoder_token_ids", getattr(encoder_token_ids, "shape", None),
-                   2, "(batch, source_length)")
-        check_token_id_range("encoder_token_ids", encoder_token_ids,
-                             self.source_vocabulary_size)
-        token_ids = ops.convert_to_tensor(encoder_token_ids, "int32")
-        padding_mask = ops.convert_to_tensor(encoder_padding_mask, "bool")
-        batch, source_length = token_ids.shape
-        if batch == 0:  # an empty batch: an empty result
-            return ops.zeros((0, max_length), "int32")
-        if source_length == 0:
-            raise ValueError(
-                "`encoder_token_ids` must have at least one position (pad an empty "
-                "source to length 1 with a False `encoder_padding_mask`); received "
-                f"shape {tuple(token_ids.shape)}"
-            )
-        key = (
-            tuple(token_ids.shape), max_length, start_token_id, end_token_id,
-            beam_size, float(length_penalty),
+        if max_length is None:
+            source_length = getattr(inputs.get("encoder_token_ids"), "shape", (None, None))[1]
+            if source_length is None:
+                raise ValueError(
+                    "`max_length` is needed when the source length is unknown; "
+                    "received max_length=None"
+                )
+            max_length = 2 * int(source_length) + 1
+        max_length = generation.resolve_max_length(max_length, None)
+        return generation.generate_seq2seq(
+            self, inputs, max_length=max_length, start_token_id=start_token_id,
+            sampler=sampler, stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
+            source_vocabulary_size=self.source_vocabulary_size,
+            target_vocabulary_size=self.target_vocabulary_size,
+            decoder=self._cached_decoder, jit_compile=self.use_cudnn is False,
         )
-        functions = generation.function_cache(self)
-        if key not in functions:
-            functions[key] = self._make_generate_function(
-                max_length, start_token_id, end_token_id, beam_size,
-                float(length_penalty),
-            )
-        return functions[key](token_ids, padding_mask)
 
     # -- config -------------------------------------------------------------
 

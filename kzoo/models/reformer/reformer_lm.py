@@ -11,6 +11,7 @@ from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
 from kzoo.layers.attention.lsh_attention import LSHAttention
 from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
+from kzoo.models import generation
 from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
@@ -72,6 +73,9 @@ class ReformerLM(keras.Model):
     >>> ids = np.ones((2, 16), "int32")
     >>> tuple(lm({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 16, 50)
+    >>> lm.generate({"token_ids": ids[:, :3], "padding_mask": ids[:, :3] > 0},
+    ...             max_length=8).shape
+    (2, 8)
     """
 
     def __init__(
@@ -196,6 +200,46 @@ class ReformerLM(keras.Model):
                 f"{self.bucket_size} (pad the input); received {length}"
             )
         return super().call(inputs, training=training, mask=mask)
+
+    def generate(self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+                 padding_token_id=0):
+        """Continues right-padded prompts: the contract of
+        `kzoo.models.generation`.
+
+        There is no cache: each new token reruns the full forward pass on
+        the (B, L) buffer padded to a multiple of `bucket_size`, positions
+        not yet generated masked (`generation.forward_next`), so a token
+        costs a whole forward pass of length L, O(L log L) with LSH; the
+        loop is compiled once per input shape. The logits at a position are
+        those of a forward pass over that prefix on the same buffer.
+
+        Args:
+            inputs: dict with `token_ids` (B, P) int and `padding_mask`
+                (B, P) bool (each prompt with a token at position 0), or a
+                bare (B, P) array.
+            max_length: total output length, prompt included; default
+                (None) and upper bound: d1 * d2 rounded down to a multiple
+                of `bucket_size`.
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object.
+            stop_token_ids: tuple of ids, or None.
+
+        Returns:
+            (B, max_length) int32 NumPy array, the prompt tokens kept.
+        """
+        longest = self.axial_shape[0] * self.axial_shape[1]
+        longest -= longest % self.bucket_size
+        max_length = generation.resolve_max_length(
+            max_length, longest, longest, "the longest input, d1 * d2 in whole buckets")
+
+        def decoder(batch_size, max_length):
+            return generation.forward_next(self, max_length, self.bucket_size), None
+
+        return generation.generate_causal(
+            self, inputs, max_length=max_length, sampler=sampler,
+            stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
+            vocabulary_size=self.vocabulary_size, decoder=decoder,
+        )
 
     def get_config(self):
         return {

@@ -9,6 +9,7 @@ from keras import ops
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.models.sparse_transformer.sparse_transformer_block import SparseTransformerBlock
+from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
@@ -52,6 +53,9 @@ class SparseTransformerLM(keras.Model):
     >>> ids = np.ones((2, 16), "int32")
     >>> tuple(lm({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 16, 50)
+    >>> lm.generate({"token_ids": ids[:, :3], "padding_mask": ids[:, :3] > 0},
+    ...             max_length=8).shape
+    (2, 8)
     """
 
     def __init__(
@@ -139,6 +143,41 @@ class SparseTransformerLM(keras.Model):
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
         return super().call(inputs, training=training, mask=mask)
+
+    def generate(self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+                 padding_token_id=0):
+        """Continues right-padded prompts: the contract of
+        `kzoo.models.generation`.
+
+        There is no cache: each new token reruns the full forward pass on
+        the (B, L) buffer, positions not yet generated masked
+        (`generation.forward_next`), so a token costs a whole forward pass
+        of length L; the loop is compiled once per input shape.
+
+        Args:
+            inputs: dict with `token_ids` (B, P) int and `padding_mask`
+                (B, P) bool (each prompt with a token at position 0), or a
+                bare (B, P) array.
+            max_length: total output length, prompt included; default
+                (None) and upper bound `max_sequence_length`.
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object.
+            stop_token_ids: tuple of ids, or None.
+
+        Returns:
+            (B, max_length) int32 NumPy array, the prompt tokens kept.
+        """
+        max_length = generation.resolve_max_length(
+            max_length, self.max_sequence_length, self.max_sequence_length)
+
+        def decoder(batch_size, max_length):
+            return generation.forward_next(self, max_length), None
+
+        return generation.generate_causal(
+            self, inputs, max_length=max_length, sampler=sampler,
+            stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
+            vocabulary_size=self.vocabulary_size, decoder=decoder,
+        )
 
     def get_config(self):
         return {

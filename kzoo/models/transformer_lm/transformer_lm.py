@@ -5,7 +5,6 @@ S_max cache length, N heads, H head size.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
@@ -16,7 +15,6 @@ from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoder
 from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
-from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
@@ -55,8 +53,9 @@ class TransformerLM(keras.Model):
     Returns:
         (B, T, V) float32 next-token logits.
 
-    Generation: `generate({"token_ids", "padding_mask"}, max_length,
-    end_token_id, sampler)` with right-padded prompts (see `generate`).
+    Generation: `generate({"token_ids", "padding_mask"}, max_length=None,
+    sampler="greedy", stop_token_ids=None)` with right-padded prompts, the
+    contract of `kzoo.models.generation` (see `generate`).
 
     Example:
 
@@ -172,78 +171,51 @@ class TransformerLM(keras.Model):
             x = self.final_layer_norm(x)
         return self.embeddings.reverse(x), ops.stack(caches, axis=1)
 
-    def generate(self, inputs, max_length, end_token_id=None, sampler="greedy", padding_token_id=0):
+    def generate(self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+                 padding_token_id=0):
         """Continues right-padded prompts up to `max_length` tokens.
 
+        The contract of `kzoo.models.generation`: one compiled, cached decode
+        (O(1) layer calls per token) per input shape.
+
         Args:
-            inputs: dict with `token_ids` (B, T0) int and `padding_mask`
-                (B, T0) bool (True for prompt tokens; each prompt starts at
-                position 0 and has at least one token).
-            max_length: total length of the output, prompt included.
-            end_token_id: stop once every row generated it; tokens after it
-                become `padding_token_id`.
-            sampler: "greedy", "top_k", "beam" or a keras_hub Sampler.
+            inputs: dict with `token_ids` (B, P) int and `padding_mask`
+                (B, P) bool (True for prompt tokens; each prompt starts at
+                position 0 and has at least one token); a bare (B, P) array
+                is an unpadded prompt.
+            max_length: total length of the output, prompt included;
+                default (None) `max_sequence_length`, which also bounds it
+                for learned positions.
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object (`kzoo.models.generation.BeamSampler`, a
+                keras_hub Sampler).
+            stop_token_ids: tuple of ids, or None; generation stops once
+                every row produced one, and later tokens become
+                `padding_token_id`.
 
         Returns:
-            (B, max_length) int32 token ids (prompt tokens kept).
+            (B, max_length) int32 NumPy array, the prompt tokens kept.
         """
-        generation.check_generate_args(max_length, end_token_id)
-        if self.position_encoding == "learned" and max_length > self.max_sequence_length:
-            raise ValueError(
-                f"`max_length` must be <= max_sequence_length "
-                f"({self.max_sequence_length}, the number of learned positions); "
-                f"received {max_length}"
-            )
-        validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
-        check_token_id_range("token_ids", inputs["token_ids"], self.vocabulary_size)
-        token_ids = np.asarray(ops.convert_to_numpy(inputs["token_ids"])).astype("int32")
-        mask = inputs.get("padding_mask")
-        mask = np.ones_like(token_ids, bool) if mask is None else np.asarray(
-            ops.convert_to_numpy(mask)).astype(bool)
-        if token_ids.shape[1] > max_length:
-            raise ValueError(
-                f"`max_length` ({max_length}) must be >= the prompt length "
-                f"{token_ids.shape[1]}"
-            )
-        if token_ids.shape[0] == 0:  # an empty batch: an empty result
-            return np.zeros((0, max_length), "int32")
-        if token_ids.shape[1] == 0 or not mask[:, 0].all():
-            rows = [] if token_ids.shape[1] == 0 else np.flatnonzero(~mask[:, 0]).tolist()
-            raise ValueError(
-                "every prompt needs at least one token, at position 0 (generation "
-                "continues from it; use a start token for an empty prompt); received "
-                + ("prompts of length 0" if token_ids.shape[1] == 0
-                   else f"no token at position 0 in row(s) {rows}")
-            )
-        pad = ((0, 0), (0, max_length - token_ids.shape[1]))
-        token_ids = np.pad(token_ids, pad, constant_values=padding_token_id)
-        mask = np.pad(mask, pad, constant_values=False)
-        sampler_obj = generation.resolve_sampler(self, sampler)
-        key = ("lm", generation.sampler_key(sampler), end_token_id, padding_token_id)
+        limit = self.max_sequence_length if self.position_encoding == "learned" else None
+        max_length = generation.resolve_max_length(
+            max_length, self.max_sequence_length, limit,
+            "max_sequence_length, the number of learned positions")
+        return generation.generate_causal(
+            self, inputs, max_length=max_length, sampler=sampler,
+            stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
+            vocabulary_size=self.vocabulary_size, decoder=self._cached_decoder,
+        )
 
-        def build_step(sampler_obj):
-            def step(inputs):
-                prompt, prompt_mask = inputs["token_ids"], inputs["padding_mask"]
-                cache = self.empty_cache(ops.shape(prompt)[0], max_length)
+    def _cached_decoder(self, batch_size, max_length):
+        """`next` for the samplers: feeds token index - 1 through the cache."""
 
-                def next(prompt, cache, index):
-                    batch = ops.shape(prompt)[0]
-                    last = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1)
-                    logits, cache = self.call_with_cache(last, cache, index - 1)
-                    return logits[:, 0], None, cache
+        def next(prompt, cache, index):
+            batch = ops.shape(prompt)[0]
+            last = ops.slice(prompt, [0, index - 1], [batch, 1])  # (B, 1)
+            logits, cache = self.call_with_cache(last, cache, index - 1)
+            return logits[:, 0], None, cache
 
-                out = sampler_obj(
-                    next, prompt, cache=cache, index=1, mask=prompt_mask,
-                    stop_token_ids=None if end_token_id is None else [end_token_id],
-                    model=self,
-                )
-                return generation.mask_after_end(out, end_token_id, prompt_mask, padding_token_id)
-
-            return step
-
-        fn = generation.cached_generate_function(self, key, sampler_obj, build_step)
-        out = fn({"token_ids": token_ids, "padding_mask": mask})
-        return ops.convert_to_numpy(out)
+        return next, self.empty_cache(batch_size, max_length)
 
     def get_config(self):
         return {

@@ -6,7 +6,6 @@ V target vocabulary, L layers, N heads, H head size.
 
 
 import keras
-import numpy as np
 from keras import ops
 
 from kzoo.layers.dropout import Dropout
@@ -19,8 +18,6 @@ from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_token_id_range
-from kzoo.utils.validation import check_integer_dtype
-from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
@@ -71,7 +68,7 @@ class TransformerSeq2Seq(keras.Model):
     >>> model = TransformerSeq2Seq(50, 1, 2, 16, 32)
     >>> model.generate({"encoder_token_ids": np.array([[5, 6, 2]]),
     ...                 "encoder_padding_mask": np.ones((1, 3), bool)},
-    ...                max_length=6, start_token_id=1, end_token_id=2).shape
+    ...                max_length=6, stop_token_ids=(3,), start_token_id=2).shape
     (1, 6)
     """
 
@@ -223,89 +220,63 @@ class TransformerSeq2Seq(keras.Model):
         return self._logits(x), ops.stack(caches, axis=1)
 
     def generate(
-        self, inputs, max_length, start_token_id, end_token_id=None, sampler="greedy",
-        padding_token_id=0,
+        self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+        start_token_id=generation.DEFAULT_START_TOKEN_ID, padding_token_id=0,
     ):
         """Translates: encoder inputs -> (B, max_length) target token ids.
+
+        The contract of `kzoo.models.generation`: one compiled decode with a
+        self-attention cache and cross-attention keys computed once, per
+        input shape.
 
         Args:
             inputs: dict with `encoder_token_ids` (B, S) int and
                 `encoder_padding_mask` (B, S) bool.
-            max_length: output length, the start token included.
-            start_token_id: first decoder token.
-            end_token_id: generation stops once every row produced it; later
-                tokens become `padding_token_id`.
-            sampler: "greedy", "top_k", "beam" or a keras_hub Sampler.
+            max_length: output length, the start token included; default
+                (None) and upper bound `max_sequence_length`.
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object (`kzoo.models.generation.BeamSampler`, a
+                keras_hub Sampler).
+            stop_token_ids: tuple of ids, or None; generation stops once
+                every row produced one; later tokens become
+                `padding_token_id`.
+            start_token_id: first decoder token (default kzoo's BOS id, 2).
 
         Returns:
-            (B, max_length) int32 ids, starting with `start_token_id`.
+            (B, max_length) int32 NumPy array starting with `start_token_id`
+            (a traced tensor when called inside a `tf.function`).
         """
-        generation.check_generate_args(max_length, end_token_id)
-        if max_length > self.max_sequence_length:
-            raise ValueError(
-                f"`max_length` must be <= max_sequence_length "
-                f"({self.max_sequence_length}); received {max_length}"
+        max_length = generation.resolve_max_length(
+            max_length, self.max_sequence_length, self.max_sequence_length)
+        return generation.generate_seq2seq(
+            self, inputs, max_length=max_length, start_token_id=start_token_id,
+            sampler=sampler, stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
+            source_vocabulary_size=self.vocabulary_size,
+            target_vocabulary_size=self.decoder_vocabulary_size or self.vocabulary_size,
+            decoder=self._cached_decoder,
+        )
+
+    def _cached_decoder(self, encoder_token_ids, encoder_padding_mask, max_length):
+        """`next` for the samplers and its cache: (self-attention cache,
+        cross-attention keys/values, source mask as int32 so that beams
+        repeat it)."""
+        encoded = self.encode(encoder_token_ids, encoder_padding_mask)
+        cache = (
+            self.empty_cache(ops.shape(encoder_token_ids)[0], max_length),
+            self.cross_attention_cache(encoded),
+            ops.cast(encoder_padding_mask, "int32"),
+        )
+
+        def next(prompt, cache, index):
+            self_cache, cross_cache, enc_mask = cache
+            rows = ops.shape(prompt)[0]
+            last = ops.slice(prompt, [0, index - 1], [rows, 1])  # (B, 1)
+            logits, self_cache = self.call_with_cache(
+                last, ops.cast(enc_mask, "bool"), self_cache, cross_cache, index - 1
             )
-        check_non_negative_int("start_token_id", start_token_id)
-        validate_token_inputs(inputs, ["encoder_token_ids"], _ENCODER_PAIRS)
-        check_integer_dtype("encoder_token_ids", inputs["encoder_token_ids"])
-        check_token_id_range("encoder_token_ids", inputs["encoder_token_ids"],
-                             self.vocabulary_size)
-        ids = np.asarray(ops.convert_to_numpy(inputs["encoder_token_ids"])).astype("int32")
-        mask = inputs.get("encoder_padding_mask")
-        mask = np.ones_like(ids, bool) if mask is None else np.asarray(
-            ops.convert_to_numpy(mask)).astype(bool)
-        if ids.shape[0] == 0:  # an empty batch: an empty result
-            return np.zeros((0, max_length), "int32")
-        if ids.shape[1] == 0:
-            raise ValueError(
-                "`encoder_token_ids` must have at least one position (pad an empty "
-                "source to length 1 with a False `encoder_padding_mask`); received "
-                f"shape {tuple(ids.shape)}"
-            )
-        sampler_obj = generation.resolve_sampler(self, sampler)
-        key = ("seq2seq", generation.sampler_key(sampler), max_length, start_token_id,
-               end_token_id, padding_token_id)
+            return logits[:, 0], None, (self_cache, cross_cache, enc_mask)
 
-        def build_step(sampler_obj):
-            def step(inputs):
-                enc_ids, enc_mask = inputs["encoder_token_ids"], inputs["encoder_padding_mask"]
-                batch = ops.shape(enc_ids)[0]
-                encoded = self.encode(enc_ids, enc_mask)
-                cache = (
-                    self.empty_cache(batch, max_length),
-                    self.cross_attention_cache(encoded),
-                    ops.cast(enc_mask, "int32"),  # in the cache so beams repeat it
-                )
-                prompt = ops.concatenate(
-                    [ops.full((batch, 1), start_token_id, "int32"),
-                     ops.full((batch, max_length - 1), padding_token_id, "int32")], axis=1,
-                )
-                prompt_mask = ops.concatenate(
-                    [ops.ones((batch, 1), "bool"), ops.zeros((batch, max_length - 1), "bool")],
-                    axis=1,
-                )
-
-                def next(prompt, cache, index):
-                    self_cache, cross_cache, enc_mask = cache
-                    rows = ops.shape(prompt)[0]
-                    last = ops.slice(prompt, [0, index - 1], [rows, 1])  # (B, 1)
-                    logits, self_cache = self.call_with_cache(
-                        last, ops.cast(enc_mask, "bool"), self_cache, cross_cache, index - 1
-                    )
-                    return logits[:, 0], None, (self_cache, cross_cache, enc_mask)
-
-                out = sampler_obj(
-                    next, prompt, cache=cache, index=1, mask=prompt_mask,
-                    stop_token_ids=None if end_token_id is None else [end_token_id],
-                    model=self,
-                )
-                return generation.mask_after_end(out, end_token_id, prompt_mask, padding_token_id)
-
-            return step
-
-        fn = generation.cached_generate_function(self, key, sampler_obj, build_step)
-        return ops.convert_to_numpy(fn({"encoder_token_ids": ids, "encoder_padding_mask": mask}))
+        return next, cache
 
     def get_config(self):
         return {

@@ -8,10 +8,13 @@ import keras
 import numpy as np
 from keras import ops
 
+from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
+from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
+from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 from kzoo.utils.validation import check_same_dims
@@ -83,7 +86,7 @@ class TransformerXLLM(keras.Model):
     ...           "memories": out["memories"]})  # fed back as it came
     >>> tuple(out["memories"].shape)
     (2, 2, 8, 16)
-    >>> lm.generate(ids, max_new_tokens=3).shape
+    >>> lm.generate({"token_ids": ids, "padding_mask": ids > 0}, max_length=7).shape
     (2, 7)
     """
 
@@ -196,50 +199,93 @@ class TransformerXLLM(keras.Model):
             )
         return super().call(inputs, training=training, mask=mask)
 
-    def generate(self, token_ids, max_new_tokens, segment_length=None, memories=None):
-        """Greedy generation that carries the memory across segments.
+    def generate(
+        self, inputs, max_length=None, sampler="greedy", stop_token_ids=None,
+        padding_token_id=0, segment_length=None, memories=None,
+    ):
+        """Continues prompts, carrying the memory across segments.
 
-        The prompt is fed in segments of `segment_length` (default: all of
-        it), each with the memories of the previous one; then every new
-        token is a one-token segment attending to the memories only, so a
-        step costs O(memory_length), not O(length).
+        The contract of `kzoo.models.generation`. The first P0 - 1 prompt
+        tokens (P0: the shortest prompt in the batch) are fed in segments
+        of `segment_length`, each with the memories of the one before;
+        then every further token (the rest of the prompts, then each new
+        token) is a one-token segment attending to the memories, so a step
+        costs O(memory_length), not O(length). The memories change shape
+        while they fill, so the sampler loop runs eagerly, one compiled
+        model call per token (compiled once per memory length).
 
         Args:
-            token_ids: (B, P) int prompt, P >= 1.
-            max_new_tokens: how many tokens to append.
-            segment_length: prompt chunk length.
-            memories: optional starting memories.
+            inputs: dict with `token_ids` (B, P) int and `padding_mask`
+                (B, P) bool (right-padded prompts, each with a token at
+                position 0), or a bare (B, P) array.
+            max_length: total output length, prompt included; default
+                (None) P + `memory_length`.
+            sampler: "greedy", "top_k", "top_p", "random", "beam" or a
+                sampler object.
+            stop_token_ids: tuple of ids, or None.
+            segment_length: prompt chunk length (default: all P0 - 1
+                tokens in one segment).
+            memories: optional starting memories (B, L, M0, D), e.g. the
+                `memories` output of the text before the prompt.
 
         Returns:
-            (B, P + max_new_tokens) int32 NumPy array.
+            (B, max_length) int32 NumPy array, the prompt tokens kept.
         """
-        ids = np.asarray(token_ids).astype("int32")
-        check_positive_int("max_new_tokens", max_new_tokens)
-        batch, length = ids.shape
-        segment_length = check_positive_int("segment_length", segment_length or length)
+        max_length = generation.resolve_max_length(
+            max_length, (generation.prompt_length(inputs) or 0) + self.memory_length)
+        check_non_negative_int("padding_token_id", padding_token_id)
+        stop_token_ids = generation.check_stop_token_ids(stop_token_ids, self.vocabulary_size)
+        token_ids, mask = generation.prompt_inputs(
+            inputs, max_length, self.vocabulary_size, padding_token_id)
+        batch = token_ids.shape[0]
+        if batch == 0:
+            return token_ids
+        # Positions below `common` hold prompt tokens in every row.
+        common = int(np.min(np.argmin(np.pad(mask, ((0, 0), (0, 1))), axis=1)))
+        segment_length = check_positive_int(
+            "segment_length", segment_length or max(common - 1, 1))
         if memories is None:
             memories = self.initial_memories(batch)
 
-        def step(segment, memories):
-            out = self(
-                {
-                    "token_ids": segment,
-                    "padding_mask": np.ones(segment.shape, bool),
-                    "memories": memories,
-                },
-                training=False,
-            )
-            return ops.convert_to_numpy(out["logits"]), out["memories"]
+        run = self._segment_function()
 
-        for start in range(0, length, segment_length):
-            logits, memories = step(ids[:, start : start + segment_length], memories)
-        out = [ids]
-        for i in range(max_new_tokens):
-            next_ids = np.argmax(logits[:, -1], axis=-1).astype("int32")[:, None]
-            out.append(next_ids)
-            if i + 1 < max_new_tokens:
-                logits, memories = step(next_ids, memories)
-        return np.concatenate(out, axis=1)
+        for start in range(0, common - 1, segment_length):
+            _, memories = run(token_ids[:, start : min(start + segment_length, common - 1)],
+                              memories)
+
+        def next(prompt, cache, index):
+            last = ops.expand_dims(ops.take(prompt, index - 1, axis=1), 1)  # (B, 1)
+            logits, cache = run(last, cache)
+            return logits[:, 0], None, cache
+
+        sampler = generation.resolve_sampler(self, sampler)
+        with generation.python_loop(sampler):
+            out = generation.sample(sampler, next, token_ids, mask, ops.convert_to_tensor(memories),
+                                    common, stop_token_ids, padding_token_id, model=self)
+        return generation.to_numpy(out)
+
+    def _segment_function(self):
+        """`(segment (B, T), memories) -> (logits, new memories)`, compiled
+        once per shape (the memory grows until it holds `memory_length`
+        positions, then keeps its shape) and kept off the tracked state
+        (`generation.function_cache`)."""
+        functions = generation.function_cache(self)
+        if "segment" not in functions:
+
+            def segment_step(segment, memories):
+                out = self(
+                    {"token_ids": segment,
+                     "padding_mask": ops.ones(ops.shape(segment), "bool"),
+                     "memories": memories},
+                    training=False,
+                )
+                return out["logits"], out["memories"]
+
+            functions["segment"] = compiled_function(
+                segment_step,
+                read_variables=self.trainable_variables + self.non_trainable_variables,
+            )
+        return functions["segment"]
 
     def get_config(self):
         return {
