@@ -16,6 +16,7 @@ from kzoo.layers.recurrent.attention_decoder import AttentionDecoder
 from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
+from kzoo.models.backbone import Backbone
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_non_negative_int
 from kzoo.utils.validation import check_one_of
@@ -35,7 +36,7 @@ def gnmt_length_penalty(length, alpha):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GRUTranslator(keras.Model):
+class GRUTranslator(Backbone):
     """Bidirectional GRU/LSTM encoder, attentive GRU/LSTM decoder.
 
     The RNNsearch model of "Neural Machine Translation by Jointly Learning
@@ -97,6 +98,17 @@ class GRUTranslator(keras.Model):
     ...                      end_token_id=2, beam_size=3).shape)
     (1, 5)
     """
+
+    SIZES = {
+        "tiny": {"embedding_dim": 32, "hidden_dim": 64},
+        "small": {"embedding_dim": 128, "hidden_dim": 256},
+        "base": {"embedding_dim": 620, "hidden_dim": 1000},
+    }
+    SIZES_SOURCE = (
+        "base: RNNsearch (Bahdanau et al. 2015); small: "
+        "recipes/translate_gru.py's default; tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"source_vocabulary_size": 30000, "target_vocabulary_size": 30000}
 
     def __init__(
         self,
@@ -439,9 +451,7 @@ class GRUTranslator(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "source_vocabulary_size": self.source_vocabulary_size,
             "target_vocabulary_size": self.target_vocabulary_size,
             "embedding_dim": self.embedding_dim,
@@ -452,10 +462,6 @@ class GRUTranslator(keras.Model):
             "dropout": self.dropout,
             "use_cudnn": self.use_cudnn,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _check_inputs(inputs):

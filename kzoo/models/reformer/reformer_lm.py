@@ -11,6 +11,7 @@ from kzoo.layers.transformer.chunked_feed_forward import ChunkedFeedForward
 from kzoo.layers.attention.lsh_attention import LSHAttention
 from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
+from kzoo.models.backbone import Backbone
 from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
@@ -20,7 +21,7 @@ from kzoo.utils.validation import static_shape
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class ReformerLM(keras.Model):
+class ReformerLM(Backbone):
     """Reformer causal language model: LSH, reversible, chunked, axial.
 
     "Reformer: The Efficient Transformer" (Kitaev, Kaiser and Levskaya,
@@ -73,6 +74,19 @@ class ReformerLM(keras.Model):
     >>> tuple(lm({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 16, 50)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "axial_shape": (8, 16), "bucket_size": 8,
+                 "feed_forward_chunk_size": 8},
+        "base": {"num_layers": 12, "num_heads": 8, "hidden_dim": 1024,
+                 "intermediate_dim": 4096, "axial_shape": (128, 512)},
+    }
+    SIZES_SOURCE = (
+        "base: Kitaev et al. 2020, enwik8-64K (12 layers, d_model 1024, d_ff "
+        "4096, 8 heads, 64K positions); tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 256}
 
     def __init__(
         self,
@@ -199,9 +213,7 @@ class ReformerLM(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -217,7 +229,3 @@ class ReformerLM(keras.Model):
             "redraw_rotations": self.redraw_rotations,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -16,6 +16,7 @@ from kzoo.layers.position.token_and_position_embedding import check_position_enc
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.models import generation
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_token_id_range
@@ -29,7 +30,7 @@ _DECODER_PAIRS = [("decoder_padding_mask", "decoder_token_ids")]
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class TransformerSeq2Seq(keras.Model):
+class TransformerSeq2Seq(Backbone):
     """The Transformer of "Attention Is All You Need" (Vaswani et al., 2017).
 
     Encoder and decoder stacks with sinusoidal positions (the paper; or
@@ -74,6 +75,19 @@ class TransformerSeq2Seq(keras.Model):
     ...                max_length=6, start_token_id=1, end_token_id=2).shape
     (1, 6)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "max_sequence_length": 128},
+        "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256,
+                  "intermediate_dim": 1024},
+        "base": {"num_layers": 6, "num_heads": 8, "hidden_dim": 512,
+                 "intermediate_dim": 2048},
+        "big": {"num_layers": 6, "num_heads": 16, "hidden_dim": 1024,
+                "intermediate_dim": 4096},
+    }
+    SIZES_SOURCE = "Vaswani et al. 2017, Table 3 (base, big); tiny and small are kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 37000}
 
     def __init__(
         self,
@@ -309,9 +323,7 @@ class TransformerSeq2Seq(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -324,7 +336,3 @@ class TransformerSeq2Seq(keras.Model):
             "activation": self.activation,
             "position_encoding": self.position_encoding,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
