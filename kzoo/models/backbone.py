@@ -95,6 +95,15 @@ class Backbone(keras.Model):
         DATA_ARGUMENTS: the constructor arguments a size leaves to the
             caller, with the values of the paper's data (for parameter
             counts in `python -m kzoo list --params`).
+
+    Example:
+
+    >>> import kzoo
+    >>> lm = kzoo.TransformerLM.from_size("tiny", vocabulary_size=100)
+    >>> lm.num_layers, lm.hidden_dim, lm.get_config()["name"] == lm.name
+    (2, 64, True)
+    >>> kzoo.list_sizes("TransformerLM")
+    ['tiny', 'small', 'medium', 'large', 'xl']
     """
 
     SIZES = {}

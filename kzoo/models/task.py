@@ -32,6 +32,15 @@ class Task(keras.Model):
         DATA_ARGUMENTS: the task's own arguments that a size leaves to the
             caller (e.g. `num_classes`), with example values; the
             backbone's are `backbone_cls.DATA_ARGUMENTS`.
+
+    Example:
+
+    >>> import kzoo
+    >>> clf = kzoo.BertClassifier.from_size("nano", vocabulary_size=100, num_classes=3)
+    >>> clf.backbone is clf.encoder, clf.backbone.hidden_dim, clf.num_classes
+    (True, 64, 3)
+    >>> sorted(clf.get_config())
+    ['dropout', 'dtype', 'encoder', 'name', 'num_classes', 'pooling', 'trainable']
     """
 
     backbone_cls = None
