@@ -17,6 +17,18 @@ from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
 
+# "Attention Is All You Need" (Vaswani et al., 2017), Table 3: base and big
+# (layers per stack, heads, width, feed-forward); tiny and small are kzoo's.
+# The sizes of TransformerEncoder and TransformerSeq2Seq.
+TRANSFORMER_SIZES = {
+    "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+             "intermediate_dim": 256, "max_sequence_length": 128},
+    "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256, "intermediate_dim": 1024},
+    "base": {"num_layers": 6, "num_heads": 8, "hidden_dim": 512, "intermediate_dim": 2048},
+    "big": {"num_layers": 6, "num_heads": 16, "hidden_dim": 1024, "intermediate_dim": 4096},
+}
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
 class TransformerEncoder(Backbone):
     """A stack of Transformer encoder blocks over token embeddings.
@@ -64,16 +76,7 @@ class TransformerEncoder(Backbone):
     (2, 8, 16)
     """
 
-    SIZES = {
-        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
-                 "intermediate_dim": 256, "max_sequence_length": 128},
-        "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256,
-                  "intermediate_dim": 1024},
-        "base": {"num_layers": 6, "num_heads": 8, "hidden_dim": 512,
-                 "intermediate_dim": 2048},
-        "big": {"num_layers": 6, "num_heads": 16, "hidden_dim": 1024,
-                "intermediate_dim": 4096},
-    }
+    SIZES = TRANSFORMER_SIZES
     SIZES_SOURCE = "Vaswani et al. 2017, Table 3 (base, big); tiny and small are kzoo's"
     DATA_ARGUMENTS = {"vocabulary_size": 37000}
 

@@ -19,6 +19,7 @@ from kzoo.models import generation
 from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
+from kzoo.models.transformer_encoder.transformer_encoder import TRANSFORMER_SIZES
 from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_non_negative_int
@@ -76,16 +77,7 @@ class TransformerSeq2Seq(Backbone):
     (1, 6)
     """
 
-    SIZES = {
-        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
-                 "intermediate_dim": 256, "max_sequence_length": 128},
-        "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256,
-                  "intermediate_dim": 1024},
-        "base": {"num_layers": 6, "num_heads": 8, "hidden_dim": 512,
-                 "intermediate_dim": 2048},
-        "big": {"num_layers": 6, "num_heads": 16, "hidden_dim": 1024,
-                "intermediate_dim": 4096},
-    }
+    SIZES = TRANSFORMER_SIZES
     SIZES_SOURCE = "Vaswani et al. 2017, Table 3 (base, big); tiny and small are kzoo's"
     DATA_ARGUMENTS = {"vocabulary_size": 37000}
 
