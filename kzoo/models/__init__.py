@@ -1,4 +1,6 @@
 """kzoo models: one folder per model family; each adds its import lines below."""
+from kzoo.models.backbone import Backbone, get_model, list_models, list_sizes
+from kzoo.models.task import Task
 from kzoo.models.gru_translator import GRUTranslator
 from kzoo.models.transformer_encoder import TransformerEncoder
 from kzoo.models.bert import BertEncoder, BertMaskedLM, BertClassifier

@@ -8,9 +8,9 @@ import keras
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
-from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
@@ -25,6 +25,7 @@ BERT_SIZES = {
     "small": {"num_layers": 4, "hidden_dim": 512},
     "medium": {"num_layers": 8, "hidden_dim": 512},
     "base": {"num_layers": 12, "hidden_dim": 768},
+    "large": {"num_layers": 24, "hidden_dim": 1024},
 }
 
 
@@ -33,7 +34,7 @@ def bert_kernel_initializer():
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertEncoder(keras.Model):
+class BertEncoder(Backbone):
     """The BERT encoder: embeddings, post-LN blocks, pooled [CLS] output.
 
     From "BERT: Pre-training of Deep Bidirectional Transformers for Language
@@ -74,6 +75,19 @@ class BertEncoder(keras.Model):
     >>> tuple(out["pooled_output"].shape)
     (2, 128)
     """
+
+    SIZES = {
+        size: {
+            "num_layers": dims["num_layers"],
+            "num_heads": dims["hidden_dim"] // 64,
+            "hidden_dim": dims["hidden_dim"],
+            "intermediate_dim": 4 * dims["hidden_dim"],
+            "max_sequence_length": 512,
+        }
+        for size, dims in BERT_SIZES.items()
+    }
+    SIZES_SOURCE = "Google BERT's released sizes; nano is kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 30522}
 
     def __init__(
         self,
@@ -166,31 +180,6 @@ class BertEncoder(keras.Model):
         self.max_sequence_length = max_sequence_length
         self.num_segments = num_segments
 
-    @staticmethod
-    def size_config(size):
-        """Constructor arguments of a Google BERT size (without vocabulary)."""
-        check_one_of("size", size, set(BERT_SIZES))
-        dims = BERT_SIZES[size]
-        hidden = dims["hidden_dim"]
-        return {
-            "num_layers": dims["num_layers"],
-            "num_heads": hidden // 64,
-            "hidden_dim": hidden,
-            "intermediate_dim": 4 * hidden,
-            "max_sequence_length": 512,
-        }
-
-    @classmethod
-    def from_size(cls, size, vocabulary_size, **kwargs):
-        """A BERT of a named size: Google's tiny, mini, small, medium, base,
-        or kzoo's nano (L=2, H=64, one head).
-
-        `kwargs` override the table (e.g. `dropout`, `max_sequence_length`).
-        """
-        config = cls.size_config(size)
-        config.update(kwargs)
-        return cls(vocabulary_size=vocabulary_size, **config)
-
     def call(self, inputs, training=None, mask=None):
         validate_token_inputs(
             inputs,
@@ -201,9 +190,7 @@ class BertEncoder(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -213,7 +200,3 @@ class BertEncoder(keras.Model):
             "max_sequence_length": self.max_sequence_length,
             "num_segments": self.num_segments,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -8,29 +8,10 @@ from keras import ops
 
 from kzoo.models.bert.bert_encoder import BertEncoder
 from kzoo.models.bert.bert_encoder import bert_kernel_initializer
+from kzoo.models.task import Task
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_rank
 from kzoo.utils.validation import static_shape
-
-
-def _check_encoder(encoder):
-    if not isinstance(encoder, BertEncoder):
-        raise ValueError(
-            f"`encoder` must be a kzoo BertEncoder; received {type(encoder).__name__}"
-        )
-    return encoder
-
-
-def _deserialize_encoder(config):
-    """keras-hub's nested pattern; a `dtype` given to the task reaches the
-    encoder, so that `from_config({..., "dtype": policy})` is all mixed."""
-    config = dict(config)
-    encoder = config.pop("encoder")
-    if isinstance(encoder, dict):
-        if config.get("dtype") is not None:
-            encoder = {**encoder, "config": {**encoder["config"], "dtype": config["dtype"]}}
-        encoder = keras.saving.deserialize_keras_object(encoder)
-    return encoder, config
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -50,7 +31,7 @@ class MaskedLMBias(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BertMaskedLM(keras.Model):
+class BertMaskedLM(Task):
     """BERT's masked-language-model pretraining head on a `BertEncoder`.
 
     From "BERT: Pre-training of Deep Bidirectional Transformers for Language
@@ -83,11 +64,13 @@ class BertMaskedLM(keras.Model):
     ((2, 2, 100), 'float32')
     """
 
+    backbone_cls = BertEncoder
+
     def __init__(self, encoder, dtype=None, **kwargs):
-        encoder = _check_encoder(encoder)
+        encoder = self.check_backbone(encoder)
         dtype = dtype if dtype is not None else encoder.dtype_policy
         # === Layers ===
-        self.encoder = encoder
+        self.backbone = encoder
         self.transform_dense = keras.layers.Dense(
             encoder.hidden_dim, activation="gelu",
             kernel_initializer=bert_kernel_initializer(), dtype=dtype,
@@ -119,16 +102,3 @@ class BertMaskedLM(keras.Model):
             )
             check_integer_dtype("mask_positions", inputs["mask_positions"])
         return super().call(inputs, training=training, mask=mask)
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "encoder": keras.saving.serialize_keras_object(self.encoder),
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        encoder, config = _deserialize_encoder(config)
-        return cls(encoder=encoder, **config)

@@ -10,6 +10,7 @@ from keras import ops
 from kzoo.backend.saved_model import NoDefaultSaveSignature
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.models.backbone import Backbone
 from kzoo.models.bigbird.bigbird_encoder_block import BigBirdEncoderBlock
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
@@ -19,7 +20,7 @@ from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
+class BigBirdEncoder(NoDefaultSaveSignature, Backbone):
     """A Transformer encoder with BigBird block-sparse attention (ITC).
 
     "Big Bird: Transformers for Longer Sequences" (Zaheer et al., 2020):
@@ -61,6 +62,23 @@ class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
     >>> tuple(encoder({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (2, 24, 16)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "block_size": 4, "num_random_blocks": 1,
+                 "max_sequence_length": 256},
+        "base": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                 "intermediate_dim": 3072, "block_size": 64, "num_random_blocks": 3,
+                 "max_sequence_length": 4096},
+        "large": {"num_layers": 24, "num_heads": 16, "hidden_dim": 1024,
+                  "intermediate_dim": 4096, "block_size": 64, "num_random_blocks": 3,
+                  "max_sequence_length": 4096},
+    }
+    SIZES_SOURCE = (
+        "Zaheer et al. 2020, BigBird-ITC base and large (blocks of 64, 3 random"
+        " blocks, 4,096 positions); tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 50358}
 
     def __init__(
         self,
@@ -162,9 +180,7 @@ class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -177,7 +193,3 @@ class BigBirdEncoder(NoDefaultSaveSignature, keras.Model):
             "normalize_first": self.normalize_first,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

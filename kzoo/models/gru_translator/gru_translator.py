@@ -15,6 +15,7 @@ from kzoo.layers.recurrent.attention_decoder import AttentionDecoder
 from kzoo.layers.recurrent.attention_decoder import DECODER_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
+from kzoo.models.backbone import Backbone
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
@@ -26,7 +27,7 @@ _NEG = -1e9  # log-probability of an impossible hypothesis, finite in float32
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class GRUTranslator(keras.Model):
+class GRUTranslator(Backbone):
     """Bidirectional GRU/LSTM encoder, attentive GRU/LSTM decoder.
 
     The RNNsearch model of "Neural Machine Translation by Jointly Learning
@@ -90,6 +91,17 @@ class GRUTranslator(keras.Model):
     ...                stop_token_ids=(3,)).shape
     (1, 5)
     """
+
+    SIZES = {
+        "tiny": {"embedding_dim": 32, "hidden_dim": 64},
+        "small": {"embedding_dim": 128, "hidden_dim": 256},
+        "base": {"embedding_dim": 620, "hidden_dim": 1000},
+    }
+    SIZES_SOURCE = (
+        "base: RNNsearch (Bahdanau et al. 2015); small: "
+        "recipes/translate_gru.py's default; tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"source_vocabulary_size": 30000, "target_vocabulary_size": 30000}
 
     def __init__(
         self,
@@ -332,9 +344,7 @@ class GRUTranslator(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "source_vocabulary_size": self.source_vocabulary_size,
             "target_vocabulary_size": self.target_vocabulary_size,
             "embedding_dim": self.embedding_dim,
@@ -345,10 +355,6 @@ class GRUTranslator(keras.Model):
             "dropout": self.dropout,
             "use_cudnn": self.use_cudnn,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
 
 
 def _check_inputs(inputs):

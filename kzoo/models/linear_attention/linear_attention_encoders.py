@@ -7,6 +7,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.models.backbone import Backbone
 from kzoo.models.linear_attention.linear_attention_encoder_blocks import (
     LinformerEncoderBlock,
 )
@@ -48,10 +49,8 @@ def _encoder_graph(model, vocabulary_size, hidden_dim, max_sequence_length, drop
 
 
 def _base_config(model):
+    """The arguments both encoders take (after `Backbone.get_config`'s)."""
     return {
-        "name": model.name,
-        "trainable": model.trainable,
-        "dtype": keras.dtype_policies.serialize(model.dtype_policy),
         "vocabulary_size": model.vocabulary_size,
         "num_layers": model.num_layers,
         "num_heads": model.num_heads,
@@ -63,7 +62,7 @@ def _base_config(model):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class PerformerEncoder(keras.Model):
+class PerformerEncoder(Backbone):
     """A Transformer encoder whose self-attention is Performer's FAVOR+.
 
     "Rethinking Attention with Performers" (Choromanski et al., 2021):
@@ -98,6 +97,18 @@ class PerformerEncoder(keras.Model):
     ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "max_sequence_length": 128,
+                 "num_random_features": 32},
+        "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256,
+                  "intermediate_dim": 1024, "num_random_features": 128},
+        "base": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                 "intermediate_dim": 3072, "num_random_features": 256},
+    }
+    SIZES_SOURCE = "kzoo's, on BERT's widths (tiny, mini, base)"
+    DATA_ARGUMENTS = {"vocabulary_size": 30522}
 
     def __init__(
         self,
@@ -150,12 +161,8 @@ class PerformerEncoder(keras.Model):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
         return super().call(inputs, training=training, mask=mask)
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def get_config(self):
-        config = _base_config(self)
+        config = {**super().get_config(), **_base_config(self)}
         config.update(
             {
                 "num_random_features": self.num_random_features,
@@ -167,7 +174,7 @@ class PerformerEncoder(keras.Model):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LinformerEncoder(keras.Model):
+class LinformerEncoder(Backbone):
     """A Transformer encoder whose self-attention is Linformer's.
 
     "Linformer: Self-Attention with Linear Complexity" (Wang et al., 2020):
@@ -203,6 +210,21 @@ class LinformerEncoder(keras.Model):
     ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "max_sequence_length": 128,
+                 "projected_length": 16},
+        "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256,
+                  "intermediate_dim": 1024, "projected_length": 64},
+        "base": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                 "intermediate_dim": 3072, "projected_length": 256},
+    }
+    SIZES_SOURCE = (
+        "base: Wang et al. 2020 (RoBERTa-base widths, n 512, k 256); tiny and "
+        "small are kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 50265}
 
     def __init__(
         self,
@@ -251,11 +273,7 @@ class LinformerEncoder(keras.Model):
         validate_token_inputs(inputs, ["token_ids"], [("padding_mask", "token_ids")])
         return super().call(inputs, training=training, mask=mask)
 
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
     def get_config(self):
-        config = _base_config(self)
+        config = {**super().get_config(), **_base_config(self)}
         config["projected_length"] = self.projected_length
         return config

@@ -6,7 +6,7 @@ Letters: B batch, T length, D width, C classes.
 import keras
 from keras import ops
 
-from kzoo.models.bert.bert_classifier import PooledClassifier
+from kzoo.models.pooled_classifier import PooledClassifier
 from kzoo.models.longformer.longformer_encoder import LongformerEncoder
 
 
@@ -64,13 +64,12 @@ class LongformerClassifier(PooledClassifier):
     ((2, 3), 'float32')
     """
 
+    backbone_cls = LongformerEncoder
+    backbone_hint = " (for a BertEncoder use BertClassifier)"
+
     def __init__(self, encoder, num_classes, dropout=0.1, pooling="cls", dtype=None,
                  **kwargs):
-        if not isinstance(encoder, LongformerEncoder):
-            raise ValueError(
-                "`encoder` must be a kzoo LongformerEncoder (for a BertEncoder use "
-                f"BertClassifier); received {type(encoder).__name__}"
-            )
+        encoder = self.check_backbone(encoder)
         self.first_token = (
             FirstToken(dtype=dtype if dtype is not None else encoder.dtype_policy,
                        name="first_token")

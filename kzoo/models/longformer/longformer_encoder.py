@@ -11,6 +11,7 @@ from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
 from kzoo.layers.position.sinusoidal_position_encoding import SinusoidalPositionEncoding
 from kzoo.layers.attention.longformer_attention import check_attention_window
+from kzoo.models.backbone import Backbone
 from kzoo.models.longformer.longformer_encoder_block import LongformerEncoderBlock
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
@@ -21,7 +22,7 @@ from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LongformerEncoder(keras.Model):
+class LongformerEncoder(Backbone):
     """A Transformer encoder with Longformer attention, for long documents.
 
     "Longformer: The Long-Document Transformer" (Beltagy, Peters and Cohan,
@@ -81,6 +82,23 @@ class LongformerEncoder(keras.Model):
     ...                "global_attention_mask": glob}).shape)
     (2, 12, 16)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "attention_window": 8,
+                 "max_sequence_length": 256},
+        "base": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                 "intermediate_dim": 3072, "attention_window": 512,
+                 "max_sequence_length": 4096},
+        "large": {"num_layers": 24, "num_heads": 16, "hidden_dim": 1024,
+                  "intermediate_dim": 4096, "attention_window": 512,
+                  "max_sequence_length": 4096},
+    }
+    SIZES_SOURCE = (
+        "Beltagy et al. 2020, longformer-base and -large (RoBERTa widths, "
+        "window 512, 4,096 positions); tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 50265}
 
     def __init__(
         self,
@@ -301,9 +319,7 @@ class LongformerEncoder(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -319,7 +335,3 @@ class LongformerEncoder(keras.Model):
             "position_encoding": self.position_encoding,
             "max_global_tokens": self.max_global_tokens,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

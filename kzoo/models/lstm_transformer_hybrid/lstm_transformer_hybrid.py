@@ -10,6 +10,7 @@ from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
+from kzoo.models.backbone import Backbone
 from kzoo.utils.validation import check_divisible
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_one_of
@@ -20,7 +21,7 @@ TASKS = ("classification", "regression")
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class LSTMTransformerHybrid(keras.Model):
+class LSTMTransformerHybrid(Backbone):
     """A BiLSTM (or BiGRU) stack, then Transformer encoder blocks, pooled.
 
     Follows the idea of "R-Transformer: Recurrent Neural Network Enhanced
@@ -70,6 +71,17 @@ class LSTMTransformerHybrid(keras.Model):
     >>> tuple(model({"token_ids": ids, "padding_mask": ids > 0}).shape)
     (1, 2)
     """
+
+    SIZES = {
+        "tiny": {"hidden_dim": 32, "num_recurrent_layers": 1,
+                 "num_transformer_layers": 1, "num_heads": 2, "intermediate_dim": 64},
+        "small": {"hidden_dim": 128, "num_recurrent_layers": 1,
+                  "num_transformer_layers": 2, "num_heads": 4, "intermediate_dim": 256},
+        "base": {"hidden_dim": 256, "num_recurrent_layers": 2,
+                 "num_transformer_layers": 4, "num_heads": 8, "intermediate_dim": 1024},
+    }
+    SIZES_SOURCE = "kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 20000, "num_outputs": 2}
 
     def __init__(
         self,
@@ -171,9 +183,7 @@ class LSTMTransformerHybrid(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_outputs": self.num_outputs,
             "task": self.task,
@@ -186,7 +196,3 @@ class LSTMTransformerHybrid(keras.Model):
             "dropout": self.dropout,
             "use_cudnn": self.use_cudnn,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

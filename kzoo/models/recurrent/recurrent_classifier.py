@@ -1,5 +1,6 @@
 import keras
 
+from kzoo.models.recurrent.recurrent_sequence_model import RECURRENT_SIZES
 from kzoo.models.recurrent.recurrent_sequence_model import RecurrentSequenceModel
 
 
@@ -44,6 +45,10 @@ class RecurrentClassifier(RecurrentSequenceModel):
     """
 
     _outputs_argument = "num_classes"
+
+    SIZES = RECURRENT_SIZES
+    SIZES_SOURCE = "kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 20000, "num_classes": 2}
 
     def __init__(
         self,

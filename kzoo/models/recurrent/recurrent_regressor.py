@@ -1,5 +1,6 @@
 import keras
 
+from kzoo.models.recurrent.recurrent_sequence_model import RECURRENT_SIZES
 from kzoo.models.recurrent.recurrent_sequence_model import RecurrentSequenceModel
 
 
@@ -44,6 +45,10 @@ class RecurrentRegressor(RecurrentSequenceModel):
     """
 
     _outputs_argument = "output_dim"
+
+    SIZES = RECURRENT_SIZES
+    SIZES_SOURCE = "kzoo's"
+    DATA_ARGUMENTS = {"num_features": 1}
 
     def __init__(
         self,

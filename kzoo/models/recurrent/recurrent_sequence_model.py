@@ -7,13 +7,22 @@ from kzoo.layers.dropout import Dropout
 from kzoo.layers.recurrent.recurrent_encoder import RECURRENT_CELLS
 from kzoo.layers.recurrent.recurrent_encoder import RecurrentEncoder
 from kzoo.layers.recurrent.recurrent_encoder import check_use_cudnn
+from kzoo.models.backbone import Backbone
 from kzoo.utils.validation import check_integer_dtype
 from kzoo.utils.validation import check_one_of
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
 
-class RecurrentSequenceModel(keras.Model):
+# Sizes of the recurrent models (kzoo's own: no paper fixes one).
+RECURRENT_SIZES = {
+    "tiny": {"embedding_dim": 32, "hidden_dim": 32, "num_layers": 1},
+    "small": {"embedding_dim": 128, "hidden_dim": 128, "num_layers": 1},
+    "base": {"embedding_dim": 256, "hidden_dim": 256, "num_layers": 2},
+}
+
+
+class RecurrentSequenceModel(Backbone):
     """Embedding (or float features) -> RecurrentEncoder -> final state -> Dense.
 
     Base class; see `RecurrentClassifier` and `RecurrentRegressor`. The
@@ -113,9 +122,7 @@ class RecurrentSequenceModel(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "cell": self.cell,
             "hidden_dim": self.hidden_dim,
@@ -125,7 +132,3 @@ class RecurrentSequenceModel(keras.Model):
             "embedding_dim": self.embedding_dim,
             "use_cudnn": self.use_cudnn,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

@@ -12,6 +12,7 @@ from kzoo.layers.attention.lsh_attention import LSHAttention
 from kzoo.layers.reversible.reversible_block import ReversibleBlock
 from kzoo.layers.reversible.reversible_encoder import ReversibleEncoder
 from kzoo.models import generation
+from kzoo.models.backbone import Backbone
 from kzoo.models.reformer.pre_norm_branch import PreNormBranch
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
@@ -21,7 +22,7 @@ from kzoo.utils.validation import static_shape
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class ReformerLM(keras.Model):
+class ReformerLM(Backbone):
     """Reformer causal language model: LSH, reversible, chunked, axial.
 
     "Reformer: The Efficient Transformer" (Kitaev, Kaiser and Levskaya,
@@ -77,6 +78,19 @@ class ReformerLM(keras.Model):
     ...             max_length=8).shape
     (2, 8)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "axial_shape": (8, 16), "bucket_size": 8,
+                 "feed_forward_chunk_size": 8},
+        "base": {"num_layers": 12, "num_heads": 8, "hidden_dim": 1024,
+                 "intermediate_dim": 4096, "axial_shape": (128, 512)},
+    }
+    SIZES_SOURCE = (
+        "base: Kitaev et al. 2020, enwik8-64K (12 layers, d_model 1024, d_ff "
+        "4096, 8 heads, 64K positions); tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 256}
 
     def __init__(
         self,
@@ -243,9 +257,7 @@ class ReformerLM(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -261,7 +273,3 @@ class ReformerLM(keras.Model):
             "redraw_rotations": self.redraw_rotations,
             "seed": self.seed,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

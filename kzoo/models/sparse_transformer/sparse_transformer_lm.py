@@ -8,6 +8,7 @@ from keras import ops
 
 from kzoo.layers.dropout import Dropout
 from kzoo.layers.position.position_embedding import PositionEmbedding
+from kzoo.models.backbone import Backbone
 from kzoo.models.sparse_transformer.sparse_transformer_block import SparseTransformerBlock
 from kzoo.models import generation
 from kzoo.models.checks import check_model_sizes
@@ -17,7 +18,7 @@ from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class SparseTransformerLM(keras.Model):
+class SparseTransformerLM(Backbone):
     """A decoder-only LM with factorized sparse self-attention.
 
     "Generating Long Sequences with Sparse Transformers" (Child, Gray,
@@ -57,6 +58,20 @@ class SparseTransformerLM(keras.Model):
     ...             max_length=8).shape
     (2, 8)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "stride": 4, "max_sequence_length": 64},
+        "base": {"num_layers": 30, "num_heads": 8, "hidden_dim": 512,
+                 "intermediate_dim": 2048, "pattern": "fixed", "stride": 128,
+                 "num_summary": 32, "max_sequence_length": 12288},
+    }
+    SIZES_SOURCE = (
+        "base: Child et al. 2019, the enwik8 model (30 layers, 8 heads, d 512, "
+        "fixed pattern, stride 128, c 32, 12,288 positions; feed-forward 4d); "
+        "tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 256}
 
     def __init__(
         self,
@@ -181,9 +196,7 @@ class SparseTransformerLM(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -195,7 +208,3 @@ class SparseTransformerLM(keras.Model):
             "max_sequence_length": self.max_sequence_length,
             "dropout": self.dropout,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

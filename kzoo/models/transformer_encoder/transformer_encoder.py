@@ -10,14 +10,27 @@ from kzoo.layers.position.token_and_position_embedding import TokenAndPositionEm
 from kzoo.layers.position.token_and_position_embedding import attention_position
 from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
 
 
+# "Attention Is All You Need" (Vaswani et al., 2017), Table 3: base and big
+# (layers per stack, heads, width, feed-forward); tiny and small are kzoo's.
+# The sizes of TransformerEncoder and TransformerSeq2Seq.
+TRANSFORMER_SIZES = {
+    "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+             "intermediate_dim": 256, "max_sequence_length": 128},
+    "small": {"num_layers": 4, "num_heads": 4, "hidden_dim": 256, "intermediate_dim": 1024},
+    "base": {"num_layers": 6, "num_heads": 8, "hidden_dim": 512, "intermediate_dim": 2048},
+    "big": {"num_layers": 6, "num_heads": 16, "hidden_dim": 1024, "intermediate_dim": 4096},
+}
+
+
 @keras.saving.register_keras_serializable(package="kzoo")
-class TransformerEncoder(keras.Model):
+class TransformerEncoder(Backbone):
     """A stack of Transformer encoder blocks over token embeddings.
 
     The encoder of "Attention Is All You Need" (Vaswani et al., 2017):
@@ -62,6 +75,10 @@ class TransformerEncoder(keras.Model):
     ...                "padding_mask": np.ones((2, 8), bool)}).shape)
     (2, 8, 16)
     """
+
+    SIZES = TRANSFORMER_SIZES
+    SIZES_SOURCE = "Vaswani et al. 2017, Table 3 (base, big); tiny and small are kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 37000}
 
     def __init__(
         self,
@@ -151,9 +168,7 @@ class TransformerEncoder(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -165,7 +180,3 @@ class TransformerEncoder(keras.Model):
             "position_encoding": self.position_encoding,
             "activation": self.activation,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

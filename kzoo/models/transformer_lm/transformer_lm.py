@@ -13,6 +13,7 @@ from kzoo.layers.position.token_and_position_embedding import attention_position
 from kzoo.layers.position.token_and_position_embedding import check_position_encoding
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.models import generation
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.utils.validation import check_positive_int
@@ -20,7 +21,7 @@ from kzoo.utils.validation import check_rate
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class TransformerLM(keras.Model):
+class TransformerLM(Backbone):
     """A GPT-style causal language model.
 
     The decoder of "Attention Is All You Need" (Vaswani et al., 2017) without
@@ -67,6 +68,23 @@ class TransformerLM(keras.Model):
     ...             max_length=8).shape
     (1, 8)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "max_sequence_length": 128},
+        "small": {"num_layers": 12, "num_heads": 12, "hidden_dim": 768,
+                  "intermediate_dim": 3072, "max_sequence_length": 1024},
+        "medium": {"num_layers": 24, "num_heads": 16, "hidden_dim": 1024,
+                   "intermediate_dim": 4096, "max_sequence_length": 1024},
+        "large": {"num_layers": 36, "num_heads": 20, "hidden_dim": 1280,
+                  "intermediate_dim": 5120, "max_sequence_length": 1024},
+        "xl": {"num_layers": 48, "num_heads": 25, "hidden_dim": 1600,
+               "intermediate_dim": 6400, "max_sequence_length": 1024},
+    }
+    SIZES_SOURCE = (
+        "GPT-2 (Radford et al. 2019) and its released configs; tiny is kzoo's"
+    )
+    DATA_ARGUMENTS = {"vocabulary_size": 50257}
 
     def __init__(
         self,
@@ -219,9 +237,7 @@ class TransformerLM(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -233,7 +249,3 @@ class TransformerLM(keras.Model):
             "activation": self.activation,
             "position_encoding": self.position_encoding,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

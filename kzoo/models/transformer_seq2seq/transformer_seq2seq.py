@@ -15,8 +15,10 @@ from kzoo.layers.position.token_and_position_embedding import check_position_enc
 from kzoo.layers.transformer.transformer_decoder_block import TransformerDecoderBlock
 from kzoo.layers.transformer.transformer_encoder_block import TransformerEncoderBlock
 from kzoo.models import generation
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
+from kzoo.models.transformer_encoder.transformer_encoder import TRANSFORMER_SIZES
 from kzoo.utils.validation import check_token_id_range
 from kzoo.utils.validation import check_positive_int
 from kzoo.utils.validation import check_rate
@@ -26,7 +28,7 @@ _DECODER_PAIRS = [("decoder_padding_mask", "decoder_token_ids")]
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class TransformerSeq2Seq(keras.Model):
+class TransformerSeq2Seq(Backbone):
     """The Transformer of "Attention Is All You Need" (Vaswani et al., 2017).
 
     Encoder and decoder stacks with sinusoidal positions (the paper; or
@@ -71,6 +73,10 @@ class TransformerSeq2Seq(keras.Model):
     ...                max_length=6, stop_token_ids=(3,), start_token_id=2).shape
     (1, 6)
     """
+
+    SIZES = TRANSFORMER_SIZES
+    SIZES_SOURCE = "Vaswani et al. 2017, Table 3 (base, big); tiny and small are kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 37000}
 
     def __init__(
         self,
@@ -280,9 +286,7 @@ class TransformerSeq2Seq(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -295,7 +299,3 @@ class TransformerSeq2Seq(keras.Model):
             "activation": self.activation,
             "position_encoding": self.position_encoding,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)

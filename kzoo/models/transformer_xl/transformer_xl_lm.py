@@ -11,6 +11,7 @@ from keras import ops
 from kzoo.backend.compile import compiled_function
 from kzoo.layers.dropout import Dropout
 from kzoo.models import generation
+from kzoo.models.backbone import Backbone
 from kzoo.models.checks import check_model_sizes
 from kzoo.models.checks import validate_token_inputs
 from kzoo.models.transformer_xl.transformer_xl_block import TransformerXLBlock
@@ -22,7 +23,7 @@ from kzoo.utils.validation import static_shape
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class TransformerXLLM(keras.Model):
+class TransformerXLLM(Backbone):
     """Transformer-XL causal language model: logits and new memories.
 
     "Transformer-XL: Attentive Language Models Beyond a Fixed-Length Context"
@@ -89,6 +90,17 @@ class TransformerXLLM(keras.Model):
     >>> lm.generate({"token_ids": ids, "padding_mask": ids > 0}, max_length=7).shape
     (2, 7)
     """
+
+    SIZES = {
+        "tiny": {"num_layers": 2, "num_heads": 2, "hidden_dim": 64,
+                 "intermediate_dim": 256, "memory_length": 32},
+        "base": {"num_layers": 16, "num_heads": 10, "hidden_dim": 410,
+                 "intermediate_dim": 2100, "memory_length": 150},
+        "large": {"num_layers": 18, "num_heads": 16, "hidden_dim": 1024,
+                  "intermediate_dim": 4096, "memory_length": 384},
+    }
+    SIZES_SOURCE = "Dai et al. 2019, WikiText-103 base and large; tiny is kzoo's"
+    DATA_ARGUMENTS = {"vocabulary_size": 267735}
 
     def __init__(
         self,
@@ -289,9 +301,7 @@ class TransformerXLLM(keras.Model):
 
     def get_config(self):
         return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
+            **super().get_config(),
             "vocabulary_size": self.vocabulary_size,
             "num_layers": self.num_layers,
             "num_heads": self.num_heads,
@@ -300,7 +310,3 @@ class TransformerXLLM(keras.Model):
             "memory_length": self.memory_length,
             "dropout": self.dropout,
         }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
