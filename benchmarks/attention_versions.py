@@ -11,7 +11,10 @@ checkout of `--new`, each in its own fresh process, one after the other, so
 both revisions see the same machine load; `keras.layers.MultiHeadAttention`
 runs too, every round, as the suite's reference. The report gives each
 layer's median over rounds for both revisions, the ratio new / old, and each
-revision's speed-up over keras MHA measured in the same rounds. The
+revision's speed-up over keras MHA measured in the same rounds, and the
+median over rounds of the paired ratio new / old (each round's two runs
+are seconds apart, so this ratio is the one that load drift moves least).
+`--report FILE` prints that table again from a saved JSON. The
 checkouts are temporary `git worktree`s under /tmp (removed at the end).
 """
 
@@ -60,6 +63,12 @@ def main(argv=None):
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default="benchmarks/results/attention-versions.json")
+    parser.add_argument("--report", help="print the table of a saved JSON and exit")
+    argv = sys.argv[1:] if argv is None else argv
+    if "--report" in argv:
+        with open(argv[argv.index("--report") + 1]) as f:
+            _print_table(json.load(f))
+        return
     args = parser.parse_args(argv)
     tmp = tempfile.mkdtemp(prefix="kzoo-versions-")
     checkouts = {}
@@ -75,8 +84,6 @@ def main(argv=None):
                     times[(label, layer)].append(t)
                     print(f"round {round_ + 1} {label:<4} {layer:<20} {1000 * t:8.1f} ms", flush=True)
         rows = []
-        print(f"\n{'layer':<20} {'old ms':>9} {'new ms':>9} {'new/old':>8} "
-              f"{'old vs MHA':>11} {'new vs MHA':>11}")
         for layer in args.layers:
             old = statistics.median(times[("old", layer)])
             new = statistics.median(times[("new", layer)])
@@ -86,19 +93,35 @@ def main(argv=None):
                          "old_speedup_vs_keras": mha_old / old,
                          "new_speedup_vs_keras": mha_new / new,
                          "old_times_s": times[("old", layer)], "new_times_s": times[("new", layer)]})
-            print(f"{layer:<20} {1000 * old:9.1f} {1000 * new:9.1f} {new / old:8.3f} "
-                  f"{mha_old / old:10.1f}x {mha_new / new:10.1f}x")
+        result = {"old": args.old, "new": args.new, "length": args.length,
+                  "rounds": args.rounds, "repeats": args.repeats,
+                  "keras_mha_s": {k: times[(k, "keras_mha")] for k in checkouts},
+                  "rows": rows}
+        _print_table(result)
         os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
         with open(args.out, "w") as f:
-            json.dump({"old": args.old, "new": args.new, "length": args.length,
-                       "rounds": args.rounds, "repeats": args.repeats,
-                       "keras_mha_s": {k: times[(k, "keras_mha")] for k in checkouts},
-                       "rows": rows}, f, indent=2)
+            json.dump(result, f, indent=2)
     finally:
         for checkout in checkouts.values():
             subprocess.run(["git", "-C", ROOT, "worktree", "remove", "--force", checkout],
                            capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _paired_ratio(row):
+    """Median over rounds of new / old, each round's two runs side by side."""
+    return statistics.median(n / o for n, o in zip(row["new_times_s"], row["old_times_s"]))
+
+
+def _print_table(result):
+    print(f"{result['old']} -> {result['new']}, n={result['length']}, "
+          f"{result['rounds']} rounds")
+    print(f"{'layer':<20} {'old ms':>9} {'new ms':>9} {'new/old':>8} {'paired':>7} "
+          f"{'old vs MHA':>11} {'new vs MHA':>11}")
+    for row in result["rows"]:
+        print(f"{row['layer']:<20} {1000 * row['old_s']:9.1f} {1000 * row['new_s']:9.1f} "
+              f"{row['new_over_old']:8.3f} {_paired_ratio(row):7.3f} "
+              f"{row['old_speedup_vs_keras']:10.1f}x {row['new_speedup_vs_keras']:10.1f}x")
 
 
 if __name__ == "__main__":
