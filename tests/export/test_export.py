@@ -65,19 +65,13 @@ def _model(kind, source, target):
 
 def _model_generate(model, ids, beam_size):
     """The model's own decoding: (B, MAX_OUTPUT) ids without the start token."""
-    import keras_hub
-
-    from kzoo import GRUTranslator
     from kzoo.data.translation import BOS_ID, EOS_ID
     from kzoo.models.generation import BeamSampler
 
     inputs = {"encoder_token_ids": ids, "encoder_padding_mask": ids > 0}
-    if beam_size == 1:
-        sampler = "greedy"
-    elif isinstance(model, GRUTranslator):  # the export's GNMT beam (alpha 0.6)
-        sampler = BeamSampler(num_beams=beam_size, length_penalty=0.6)
-    else:  # the export's keras-hub beam (no length penalty)
-        sampler = keras_hub.samplers.BeamSampler(num_beams=beam_size)
+    # Both translators: the export's default length_penalty, 0.6.
+    sampler = "greedy" if beam_size == 1 else BeamSampler(num_beams=beam_size,
+                                                          length_penalty=0.6)
     out = model.generate(inputs, max_length=MAX_OUTPUT + 1, start_token_id=BOS_ID,
                          stop_token_ids=(EOS_ID,), sampler=sampler)
     return np.asarray(out)[:, 1:]
@@ -124,6 +118,7 @@ def test_translator_equals_the_models_own_greedy_and_beam_decoding(kind, tokeniz
             max_output_length=MAX_OUTPUT, beam_size=beam_size,
         )
         assert translator.decoding["beam_size"] == beam_size
+        assert translator.decoding["length_penalty"] == (None if beam_size == 1 else 0.6)
         assert translator.decoding["jit_compile"] is (kind == "gru")  # "auto"
         assert translator(sentences) == expected
         served = tf.saved_model.load(path).signatures["serving_default"]
