@@ -279,3 +279,35 @@ def test_text_generator_sampling_truncation_and_empty_prompts(lm_parts):
         cut([""])
     with_start = TextGenerator(lm, frozen, max_length=16, start_token_id=2)
     assert isinstance(with_start([""])[0], str)
+
+
+def test_text_generator_beam_search_is_the_models_beam_sampler(lm_parts):
+    import tensorflow as tf
+
+    from kzoo.export import TextGenerator
+    from kzoo.models.generation import BeamSampler
+
+    lm, _, frozen = lm_parts
+    prompts = ["Where is", "We need", "Is it"]  # shorter than max_prompt_length
+    generator = TextGenerator(lm, frozen, max_length=20, beam_size=3, length_penalty=1.0,
+                              end_token_id=3)
+    assert generator.decoding["length_penalty"] == 1.0
+    pieces = frozen.tokenize(tf.constant(prompts)).to_list()
+    ids = np.zeros((len(prompts), max(map(len, pieces))), "int32")
+    for i, p in enumerate(pieces):
+        ids[i, : len(p)] = p
+    out = np.asarray(lm.generate(
+        {"token_ids": ids, "padding_mask": ids > 0}, max_length=20, stop_token_ids=(3,),
+        sampler=BeamSampler(num_beams=3, length_penalty=1.0)))
+    expected = [
+        frozen.detokenize(tf.ragged.constant(
+            [[int(t) for t in row[len(p):] if t not in (0, 3)]], dtype=tf.int32,
+            ragged_rank=1)).numpy()[0].decode()
+        for p, row in zip(pieces, out)
+    ]
+    assert generator(prompts) == expected
+    # Prompts where beam search changes the result, so a generator that
+    # dropped `beam_size` would fail above.
+    assert TextGenerator(lm, frozen, max_length=20, end_token_id=3)(prompts) != expected
+    with pytest.raises(ValueError, match="length_penalty.*received -1"):
+        TextGenerator(lm, frozen, max_length=20, beam_size=2, length_penalty=-1)
