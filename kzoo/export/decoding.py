@@ -104,6 +104,7 @@ class Seq2SeqDecoder:
         return {"beam_size": self.beam_size, **describe_search(self.sampler)}
 
     def decoder(self, token_ids, padding_mask, max_length):
+        """The model's `(next, cache)` for a (B, L) buffer; each subclass's."""
         raise NotImplementedError
 
     def generate(self, token_ids, padding_mask):
