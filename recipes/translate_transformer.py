@@ -8,8 +8,8 @@ chrF with sacrebleu on detokenized test text) and artefacts as
 `saved_models/transformer_translator/`: model.keras, saved_model/ (strings
 in, strings out, from `kzoo.export`, as the GRU recipe's), source.spm,
 target.spm, config.json, metrics.json, test_translations.tsv. `--beam_size K`
-decodes with K beams, as for the GRU (keras-hub's beam search, without the
-GRU's length penalty; metrics.json records the decoding used).
+decodes with K beams and `--length_penalty`, as for the GRU (the same
+`BeamSampler`; metrics.json records the decoding used).
 
     python recipes/translate_transformer.py            # 2 CPU cores
     python recipes/translate_transformer.py --smoke    # seconds; writes to *_smoke folders

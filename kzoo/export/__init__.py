@@ -6,8 +6,9 @@
 - `export_text_generator(model, path, tokenizer, **options)`: prompts in,
   continuations out, for `TransformerLM` (`TextGenerator`, in
   `language_model.py`).
-- `decoding.py`: the decoding loops both use, over each model's step
-  functions (not `model.generate`).
+- `decoding.py`: each model's step function (not `model.generate`), driven
+  by the samplers of `kzoo.models.generation` (greedy, `BeamSampler` with
+  the GNMT length penalty, the LM's keras-hub samplers).
 """
 
 from kzoo.export.language_model import TextGenerator, export_text_generator  # noqa: F401

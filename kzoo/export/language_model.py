@@ -3,9 +3,9 @@
 TensorFlow only. `TextGenerator` wraps a `TransformerLM` with its
 tokenizer in one `tf.function` from a batch of prompts to a batch of
 continuations: tokenize, truncate (keeping the last pieces) or refuse
-too-long prompts, right-pad to `max_length`, decode with a keras-hub
-sampler over the model's `call_with_cache` (`kzoo.export.decoding`, the
-same loop as `TransformerLM.generate`), cut at the end token, detokenize
+too-long prompts, right-pad to `max_length`, decode with a sampler over
+the model's `call_with_cache` (`kzoo.export.decoding`, the same loop and
+samplers as `TransformerLM.generate`), cut at the end token, detokenize
 what follows the prompt. `export` writes that function as the SavedModel's
 `serving_default` signature (`inputs` (B,) string -> `outputs` (B,)
 string, `truncated` (B,) bool); `export_text_generator` does both.
@@ -13,7 +13,8 @@ string, `truncated` (B,) bool); `export_text_generator` does both.
 Decoding: `sampler="greedy"` (default), `"top_k"`, `"top_p"`, `"random"`
 (with `seed`; the sampler's seed state is saved with the model, so repeated
 calls draw new samples) or a `keras_hub.samplers.Sampler`; `beam_size > 1`
-is beam search.
+is beam search with kzoo's `BeamSampler(num_beams=beam_size,
+length_penalty)` (GNMT length penalty, as `generate(sampler="beam")`).
 """
 
 import warnings
@@ -36,7 +37,9 @@ class TextGenerator:
             least one piece is generated.
         sampler: "greedy", "top_k", "top_p", "random" or a keras-hub
             sampler.
-        beam_size: beam search with this many beams when > 1.
+        beam_size: beam search with this many beams when > 1
+            (`kzoo.models.generation.BeamSampler`).
+        length_penalty: GNMT length penalty alpha of that beam search.
         seed: seed of a sampling sampler.
         truncate: True: a longer prompt keeps its last `max_prompt_length`
             pieces (warning, `truncated` output); False: it raises an error.
@@ -69,6 +72,7 @@ class TextGenerator:
         max_prompt_length=None,
         sampler="greedy",
         beam_size=1,
+        length_penalty=0.6,
         seed=None,
         truncate=True,
         start_token_id=None,
@@ -105,8 +109,14 @@ class TextGenerator:
         self.start_token_id = None if start_token_id is None else int(start_token_id)
         self.end_token_id = None if end_token_id is None else int(end_token_id)
         self.beam_size = check_positive_int("beam_size", beam_size)
+        if isinstance(length_penalty, bool) or not isinstance(length_penalty, (int, float)) \
+                or length_penalty < 0:
+            raise ValueError(
+                f"`length_penalty` must be a number >= 0; received {length_penalty!r}"
+            )
         self.decoder = decoding.TransformerLMDecoder(
-            model, self.max_length, self.end_token_id, sampler, self.beam_size, seed
+            model, self.max_length, self.end_token_id, sampler, self.beam_size, seed,
+            length_penalty,
         )
         self.decoding = {**self.decoder.describe(), "max_prompt_length":
                          self.max_prompt_length, "truncate": self.truncate}

@@ -4,10 +4,11 @@ TensorFlow only. `Translator` wraps a kzoo encoder-decoder (`GRUTranslator`
 or `TransformerSeq2Seq`) with its source and target tokenizers, in one
 `tf.function` from a batch of strings to a batch of strings: tokenize,
 truncate (or refuse) too-long inputs, pad, decode, strip special tokens,
-detokenize. Decoding is the export's own loop over the model's step
-functions (`kzoo.export.decoding`), greedy or beam search with `beam_size`
-beams for both models, so the SavedModel does not depend on the Python
-signature of `model.generate`. The same function is what `export` writes as
+detokenize. Decoding runs the samplers of `kzoo.models.generation` over the
+model's step functions (`kzoo.export.decoding`): greedy, or for both models
+beam search with `beam_size` beams ranked by the GNMT length penalty
+`length_penalty` (`BeamSampler`, the same as `model.generate`'s); the
+SavedModel does not depend on the Python signature of `model.generate`. The same function is what `export` writes as
 the SavedModel's `serving_default` signature, so what a recipe scores is
 what is served:
 
@@ -51,9 +52,10 @@ class Translator:
         max_output_length: pieces generated at most (end token included).
         beam_size: 1 for greedy decoding, else beam search with this many
             beams (both models).
-        length_penalty: GNMT length penalty alpha of the GRU's beam search;
-            the Transformer's (keras-hub's) beam search has none, and
-            `decoding` says so.
+        length_penalty: GNMT length penalty alpha of the beam search
+            (`kzoo.models.generation.BeamSampler`, both models): hypotheses
+            ranked by `log p / ((5 + n) / 6) ** alpha`; unused when
+            `beam_size=1`.
         truncate: True: longer inputs are cut to `max_input_length` pieces
             (warning, `truncated` output); False: they raise an error.
         start_token_id: the decoder's first input (SentencePiece BOS).
@@ -63,7 +65,8 @@ class Translator:
 
     Attributes:
         decoding: a dict of what decoding really does (`beam_size`,
-            `length_penalty` or None, `search`), for metrics files.
+            `length_penalty`, None for greedy, `search`), for metrics
+            files.
 
     Example:
 

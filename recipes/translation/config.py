@@ -42,7 +42,7 @@ class TranslationConfig:
     jit_compile: bool = False
     # evaluation and export
     beam_size: int = 1  # 1 = greedy; K > 1 = beam search with K beams (both models)
-    length_penalty: float = 0.6  # GNMT alpha of the GRU's beam search (the Transformer's has none)
+    length_penalty: float = 0.6  # GNMT alpha of the beam search (both translators)
     max_output_length: int = 48  # pieces generated at most (end token included)
     eval_max_sentences: int = 0  # 0 = the whole test split
     num_samples: int = 5  # sample translations printed and written to TensorBoard

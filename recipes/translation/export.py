@@ -9,9 +9,9 @@ def make_translator(model, config, data):
     """Strings -> strings with core-TF-op tokenizers (loads in saved_model_cli).
 
     The same `kzoo.export.Translator` for both translators, so `--beam_size`
-    means K beams for both (the GRU's beam search also applies
-    `--length_penalty`; keras-hub's, used by the Transformer, has none: the
-    translator's `decoding`, written to metrics.json, says which).
+    means K beams and `--length_penalty` the GNMT alpha for both
+    (`kzoo.models.generation.BeamSampler`; the translator's `decoding` is
+    written to metrics.json).
     `FrozenSentencePiece` stores the SentencePiece segmentation of every
     source word of the corpus (the tokenizer applied to words; no target
     text involved), so its ids equal the tensorflow-text tokenizer's on the

@@ -65,19 +65,13 @@ def _model(kind, source, target):
 
 def _model_generate(model, ids, beam_size):
     """The model's own decoding: (B, MAX_OUTPUT) ids without the start token."""
-    import keras_hub
-
-    from kzoo import GRUTranslator
     from kzoo.data.translation import BOS_ID, EOS_ID
     from kzoo.models.generation import BeamSampler
 
     inputs = {"encoder_token_ids": ids, "encoder_padding_mask": ids > 0}
-    if beam_size == 1:
-        sampler = "greedy"
-    elif isinstance(model, GRUTranslator):  # the export's GNMT beam (alpha 0.6)
-        sampler = BeamSampler(num_beams=beam_size, length_penalty=0.6)
-    else:  # the export's keras-hub beam (no length penalty)
-        sampler = keras_hub.samplers.BeamSampler(num_beams=beam_size)
+    # Both translators: the export's default length_penalty, 0.6.
+    sampler = "greedy" if beam_size == 1 else BeamSampler(num_beams=beam_size,
+                                                          length_penalty=0.6)
     out = model.generate(inputs, max_length=MAX_OUTPUT + 1, start_token_id=BOS_ID,
                          stop_token_ids=(EOS_ID,), sampler=sampler)
     return np.asarray(out)[:, 1:]
@@ -124,6 +118,7 @@ def test_translator_equals_the_models_own_greedy_and_beam_decoding(kind, tokeniz
             max_output_length=MAX_OUTPUT, beam_size=beam_size,
         )
         assert translator.decoding["beam_size"] == beam_size
+        assert translator.decoding["length_penalty"] == (None if beam_size == 1 else 0.6)
         assert translator.decoding["jit_compile"] is (kind == "gru")  # "auto"
         assert translator(sentences) == expected
         served = tf.saved_model.load(path).signatures["serving_default"]
@@ -284,3 +279,35 @@ def test_text_generator_sampling_truncation_and_empty_prompts(lm_parts):
         cut([""])
     with_start = TextGenerator(lm, frozen, max_length=16, start_token_id=2)
     assert isinstance(with_start([""])[0], str)
+
+
+def test_text_generator_beam_search_is_the_models_beam_sampler(lm_parts):
+    import tensorflow as tf
+
+    from kzoo.export import TextGenerator
+    from kzoo.models.generation import BeamSampler
+
+    lm, _, frozen = lm_parts
+    prompts = ["Where is", "We need", "Is it"]  # shorter than max_prompt_length
+    generator = TextGenerator(lm, frozen, max_length=20, beam_size=3, length_penalty=1.0,
+                              end_token_id=3)
+    assert generator.decoding["length_penalty"] == 1.0
+    pieces = frozen.tokenize(tf.constant(prompts)).to_list()
+    ids = np.zeros((len(prompts), max(map(len, pieces))), "int32")
+    for i, p in enumerate(pieces):
+        ids[i, : len(p)] = p
+    out = np.asarray(lm.generate(
+        {"token_ids": ids, "padding_mask": ids > 0}, max_length=20, stop_token_ids=(3,),
+        sampler=BeamSampler(num_beams=3, length_penalty=1.0)))
+    expected = [
+        frozen.detokenize(tf.ragged.constant(
+            [[int(t) for t in row[len(p):] if t not in (0, 3)]], dtype=tf.int32,
+            ragged_rank=1)).numpy()[0].decode()
+        for p, row in zip(pieces, out)
+    ]
+    assert generator(prompts) == expected
+    # Prompts where beam search changes the result, so a generator that
+    # dropped `beam_size` would fail above.
+    assert TextGenerator(lm, frozen, max_length=20, end_token_id=3)(prompts) != expected
+    with pytest.raises(ValueError, match="length_penalty.*received -1"):
+        TextGenerator(lm, frozen, max_length=20, beam_size=2, length_penalty=-1)
