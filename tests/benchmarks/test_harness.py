@@ -2,9 +2,6 @@
 timings (these machines are shared; no test asserts a speed)."""
 
 import json
-import os
-import subprocess
-import sys
 
 import keras
 import pytest

@@ -1,5 +1,3 @@
-import itertools
-
 import keras
 import numpy as np
 import pytest

@@ -2,7 +2,6 @@
 from a fine-tuned teacher to a student with the side-by-side table."""
 
 import json
-import os
 
 import numpy as np
 import pytest

@@ -6,7 +6,6 @@ Einsum letters used in this file:
     V value_dim.
 """
 
-import math
 
 import keras
 from keras import ops
