@@ -188,26 +188,10 @@ class TransformerSeq2SeqDecoder(Seq2SeqDecoder):
                          length_penalty)
 
     def decoder(self, token_ids, padding_mask, max_length):
-        """Cache: (self-attention cache, cross-attention keys/values, source
-        mask as int32 so that beams repeat it)."""
-        m = self.model
-        encoded = m.encode(token_ids, padding_mask, training=False)
-        cache = (
-            m.empty_cache(ops.shape(token_ids)[0], max_length),
-            m.cross_attention_cache(encoded),
-            ops.cast(padding_mask, "int32"),
-        )
-
-        def next(prompt, cache, index):
-            self_cache, cross_cache, enc_mask = cache
-            rows = ops.shape(prompt)[0]
-            last = ops.slice(prompt, [0, index - 1], [rows, 1])  # (B, 1)
-            logits, self_cache = m.call_with_cache(
-                last, ops.cast(enc_mask, "bool"), self_cache, cross_cache, index - 1
-            )
-            return logits[:, 0], None, (self_cache, cross_cache, enc_mask)
-
-        return next, cache
+        """The model's own `cached_decoder`: (self-attention cache,
+        cross-attention keys/values, source mask as int32 so that beams
+        repeat it)."""
+        return self.model.cached_decoder(token_ids, padding_mask, max_length)
 
 
 class TransformerLMDecoder:

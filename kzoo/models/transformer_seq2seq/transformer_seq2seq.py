@@ -259,13 +259,14 @@ class TransformerSeq2Seq(Backbone):
             sampler=sampler, stop_token_ids=stop_token_ids, padding_token_id=padding_token_id,
             source_vocabulary_size=self.vocabulary_size,
             target_vocabulary_size=self.decoder_vocabulary_size or self.vocabulary_size,
-            decoder=self._cached_decoder,
+            decoder=self.cached_decoder,
         )
 
-    def _cached_decoder(self, encoder_token_ids, encoder_padding_mask, max_length):
-        """`next` for the samplers and its cache: (self-attention cache,
-        cross-attention keys/values, source mask as int32 so that beams
-        repeat it)."""
+    def cached_decoder(self, encoder_token_ids, encoder_padding_mask, max_length):
+        """`(next, cache)` for a keras-hub-style sampler, as `generate` and
+        `kzoo.export` drive it: `next(prompt, cache, index) -> (logits, None,
+        cache)`; the cache is (self-attention cache, cross-attention
+        keys/values, source mask as int32 so that beams repeat it)."""
         encoded = self.encode(encoder_token_ids, encoder_padding_mask)
         cache = (
             self.empty_cache(ops.shape(encoder_token_ids)[0], max_length),
